@@ -1,0 +1,1 @@
+"""Examples and the sample conversation that ``memagent demo`` ingests (installed as ``memagent.examples``)."""

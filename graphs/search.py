@@ -2,15 +2,13 @@
 
 plan reads the time expressions of the question against the reference time;
 retrieve asks LanceDB for full-text (BM25) and vector hits of that user, plus
-vector hits inside any time range the question names, the full-text query
-running while the question is embedded; fuse merges the scored lists with the
+vector hits inside any time range the question names; fuse merges the scored lists with the
 retrieval policy; expand adds the adjacent turns of the best hits.
 ``Memory.search`` runs it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -19,11 +17,17 @@ from langgraph.graph import END, START, StateGraph
 from memagent.config import RetrievalSettings
 from memagent.embeddings import Embedder
 from memagent.policies import retrieval as policy
+from memagent.store.cache import micros
 from memagent.store.lance import LanceStore, time_where
 from memagent.timeparse import find_time_ranges
 from memagent.types import Episode, SearchHit, Signal, TimeRange
 
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memagent-search")
+
+def _inside(when_us: int | None, bounds: list[tuple[int | None, int | None]]) -> bool:
+    """Whether a time (µs since epoch) lies in any half-open ``[start, end)``; None = open."""
+    if when_us is None:
+        return False
+    return any((start is None or when_us >= start) and (end is None or when_us < end) for start, end in bounds)
 
 
 class SearchState(TypedDict, total=False):
@@ -53,54 +57,51 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         ranges = find_time_ranges(state["query"], state["now"]) if use_time else []
         return {"ranges": ranges, "where": time_where(state.get("since"), state.get("until"))}
 
-    def vector_hits(state: SearchState) -> dict[Signal, list[tuple[Episode, float]]]:
-        user_id, where, n = state["user_id"], state["where"], settings.candidates
+    def vector_hits(state: SearchState) -> dict[Signal, list[tuple[str, float]]]:
+        user_id, n = state["user_id"], settings.candidates
+        since, until = state.get("since"), state.get("until")
         vector = embedder.embed([state["query"]])[0]
-        found = {Signal.VECTOR: store.vector(user_id, vector, n, where)}
-        for time_range in state["ranges"]:
-            clause = time_where(time_range.start, time_range.end)
-            scoped = f"({where}) AND ({clause})" if where else clause
-            found.setdefault(Signal.TIME, []).extend(store.vector(user_id, vector, n, scoped))
+        found = {Signal.VECTOR: store.vector(user_id, vector, n, since, until)}
+        for r in state["ranges"]:
+            start = max(r.start, since) if since else r.start
+            end = min(r.end, until) if until else r.end
+            found.setdefault(Signal.TIME, []).extend(store.vector(user_id, vector, n, start, end))
         return found
 
     def retrieve(state: SearchState) -> SearchState:
-        lexical = None
-        if Signal.LEXICAL in signals:
-            lexical = _POOL.submit(store.lexical, state["user_id"], state["query"], settings.candidates,
-                                   state["where"], settings.lexical_context)
+        # One after the other: on a small CPU, the embedder and LanceDB running side by
+        # side slow each other down more than they overlap.
         found = vector_hits(state) if Signal.VECTOR in signals else {}
-        if lexical is not None:
-            found[Signal.LEXICAL] = lexical.result()
-        episodes = {e.id: e for hits in found.values() for e, _ in hits}
-        scored = {s: sorted(((e.id, score) for e, score in hits), key=lambda p: -p[1])
-                  for s, hits in found.items()}
-        return {"found": scored, "episodes": episodes}
+        episodes: dict[str, Episode] = {}
+        if Signal.LEXICAL in signals:
+            hits = store.lexical(state["user_id"], state["query"], settings.candidates,
+                                 state["where"], settings.lexical_context)
+            episodes = {e.id: e for e, _ in hits}
+            found[Signal.LEXICAL] = [(e.id, score) for e, score in hits]
+        return {"found": found, "episodes": episodes}
 
     def fuse(state: SearchState) -> SearchState:
         fused = policy.fuse(state["found"], weights)
-        in_range = {i for i, e in state["episodes"].items()
-                    if any(r.contains(e.event_time) for r in state["ranges"])}
-        policy.boost_in_time(fused, in_range, settings.time_boost)
+        if state["ranges"]:
+            index = store.user_index(state["user_id"])
+            bounds = [(micros(r.start), micros(r.end)) for r in state["ranges"]]
+            in_range = {i for i in fused if _inside(index.event_time_us(i), bounds)}
+            policy.boost_in_time(fused, in_range, settings.time_boost)
         return {"fused": fused}
 
     def expand(state: SearchState) -> SearchState:
         fused, episodes = state["fused"], dict(state["episodes"])
+        index = store.user_index(state["user_id"])
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
-            top = [episodes[i] for i, _ in policy.rank(fused, settings.neighbour_hits)]
-            positions = {(e.session_id, e.turn): e.id for e in episodes.values()}
-            wanted: dict[str, set[int]] = {}
-            for e in top:
-                for turn in (e.turn - 1, e.turn + 1):
-                    if (e.session_id, turn) not in positions:
-                        wanted.setdefault(e.session_id, set()).add(turn)
-            for e in store.session_turns(state["user_id"], wanted, state["where"]) if wanted else []:
-                episodes[e.id] = e
-                positions[(e.session_id, e.turn)] = e.id
-            neighbours = {e.id: [positions[p] for p in ((e.session_id, e.turn - 1), (e.session_id, e.turn + 1))
-                                 if p in positions] for e in top}
+            bounds = [(micros(state["since"]) if state.get("since") else None,
+                       micros(state["until"]) if state.get("until") else None)]
+            neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds)]
+                          for i, _ in policy.rank(fused, settings.neighbour_hits)}
             policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
-        hits = [SearchHit(episodes[i], s.score, frozenset(s.signals))
-                for i, s in policy.rank(fused, state["k"])]
+        ranked = policy.rank(fused, state["k"])
+        missing = [i for i, _ in ranked if i not in episodes]
+        episodes.update({e.id: e for e in store.get(state["user_id"], missing)} if missing else {})
+        hits = [SearchHit(episodes[i], s.score, frozenset(s.signals)) for i, s in ranked if i in episodes]
         return {"hits": hits}
 
     graph = StateGraph(SearchState)

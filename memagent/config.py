@@ -29,6 +29,7 @@ class StorageSettings(BaseModel):
     vector_index_min_rows: int = Field(100_000, ge=256, description="build the ANN index once the table holds this many rows")
     exact_search_max_user_rows: int = Field(50_000, ge=0, description="users with fewer rows get exact vector search")
     optimize_every_writes: int = Field(50, ge=1, description="refresh indexes and compact after this many writes")
+    optimize_every_rows: int = Field(2000, ge=1, description="... or after this many new rows, whichever comes first")
     keep_versions_hours: float = Field(1.0, ge=0, description="table versions older than this are cleaned up on optimize")
 
 

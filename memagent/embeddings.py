@@ -33,6 +33,7 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+SMALL_BATCH = 4
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
 
@@ -90,10 +91,24 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model().encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        model = self._model()
+        if len(texts) > SMALL_BATCH:
+            return self._encode(model, texts)
+        # A query or two: one torch thread. More threads gain nothing on so little
+        # work and fight LanceDB's threads for the cores (3x slower searches on 2 cores).
+        import torch
+
+        with _LOCK:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self._encode(model, texts)
+            finally:
+                torch.set_num_threads(threads)
+
+    def _encode(self, model: object, texts: Sequence[str]) -> np.ndarray:
+        vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -55,6 +55,7 @@ class Memory:
             vector_index_min_rows=storage.vector_index_min_rows,
             exact_search_max_user_rows=storage.exact_search_max_user_rows,
             optimize_every_writes=storage.optimize_every_writes,
+            optimize_every_rows=storage.optimize_every_rows,
             keep_versions_hours=storage.keep_versions_hours,
         )
         self._graphs: dict[Any, Any] = {}

@@ -28,6 +28,7 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
 from memagent.errors import ConfigError, EmbedderMismatchError, StorageError
+from memagent.store.cache import UserIndex, UserIndexCache
 from memagent.types import Episode
 
 SCHEMA_VERSION = 1
@@ -105,16 +106,19 @@ class LanceStore:
     def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "",
                  *, vector_index_min_rows: int = 100_000,
                  exact_search_max_user_rows: int = 50_000,
-                 optimize_every_writes: int = 50, keep_versions_hours: float = 1.0) -> None:
+                 optimize_every_writes: int = 50, optimize_every_rows: int = 2000,
+                 keep_versions_hours: float = 1.0) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
         self.exact_search_max_user_rows = exact_search_max_user_rows
         self.optimize_every_writes = optimize_every_writes
+        self.optimize_every_rows = optimize_every_rows
         self.keep_versions = timedelta(hours=keep_versions_hours)
         self._lock = threading.RLock()
         self._writes = 0
-        self._counts: dict[str, int] = {}
+        self._users = UserIndexCache()
+        self._unindexed = 0
         try:
             if "://" not in self.uri:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
@@ -167,15 +171,16 @@ class LanceStore:
         with self._lock:
             table = pa.Table.from_pylist(list(rows), schema=self.episodes.schema)
             result = self.episodes.merge_insert(["user_id", "id"]).when_not_matched_insert_all().execute(table)
-            self._after_write()
+            self._users.drop({r["user_id"] for r in rows})
+            self._after_write(len(rows))
             return int(getattr(result, "num_inserted_rows", len(rows)))
 
-    def _after_write(self) -> None:
-        self._counts.clear()
+    def _after_write(self, rows: int) -> None:
         self._writes += 1
+        self._unindexed += rows
         if self._writes == 1 and not self._index_names():
             self._create_base_indexes()
-        if self._writes % self.optimize_every_writes == 0:
+        if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
             self.optimize()
 
     def _index_names(self) -> set[str]:
@@ -199,6 +204,7 @@ class LanceStore:
                     and self.episodes.count_rows() >= self.vector_index_min_rows):
                 parts = max(1, int(self.episodes.count_rows() ** 0.5))
                 self.episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
+            self._unindexed = 0
             keep = timedelta(0) if cleanup_all else self.keep_versions
             import warnings
 
@@ -213,7 +219,7 @@ class LanceStore:
             if found:
                 id_list = ", ".join(sql_str(i) for i in found)
                 self.episodes.delete(f"user_id = {sql_str(user_id)} AND id IN ({id_list})")
-                self._counts.clear()
+                self._users.drop({user_id})
             return len(found)
 
     def delete_user(self, user_id: str) -> int:
@@ -221,7 +227,7 @@ class LanceStore:
         with self._lock:
             count = self.count(user_id)
             self.episodes.delete(f"user_id = {sql_str(user_id)}")
-            self._counts.clear()
+            self._users.drop({user_id})
             self.optimize(cleanup_all=True)
             return count
 
@@ -309,20 +315,30 @@ class LanceStore:
             raise
         return [(row_to_episode(r), float(r["_score"])) for r in rows]
 
-    def vector(self, user_id: str, vector: np.ndarray, k: int, where: str | None = None,
-               exact: bool | None = None) -> list[tuple[Episode, float]]:
-        """Nearest episodes of one user by cosine similarity, best first."""
+    def user_index(self, user_id: str) -> UserIndex:
+        """Positions of a user's episodes, with vectors while exact search is due; cached."""
+        entry = self._users.get(user_id)
+        if entry is None:
+            exact = self.count(user_id) <= self.exact_search_max_user_rows
+            columns = ["id", "session_id", "turn", "event_time"] + (["vector"] if exact else [])
+            table = self.episodes.search().where(self._user_filter(user_id)).select(columns).limit(None).to_arrow()
+            entry = UserIndex.from_arrow(table, with_vectors=exact)
+            self._users.put(user_id, entry)
+        return entry
+
+    def vector(self, user_id: str, vector: np.ndarray, k: int, since: datetime | None = None,
+               until: datetime | None = None) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of a user's nearest episodes, best first.
+
+        Exact (in memory) for users with few rows; the ANN index past that.
+        """
+        entry = self.user_index(user_id)
+        if entry.vectors is not None:
+            return entry.nearest(vector, k, entry.mask(since, until))
         query = (self.episodes.search(vector.astype(np.float32), vector_column_name="vector")
-                 .distance_type("cosine").where(self._user_filter(user_id, where), prefilter=True)
-                 .select(_ROW_COLUMNS + ["_distance"]).limit(k))
-        if exact is None:
-            if user_id not in self._counts:
-                self._counts[user_id] = self.count(user_id)
-            exact = self._counts[user_id] <= self.exact_search_max_user_rows
-        if exact:
-            query = query.bypass_vector_index()
-        rows = query.to_list()
-        return [(row_to_episode(r), 1.0 - float(r["_distance"])) for r in rows]
+                 .distance_type("cosine").where(self._user_filter(user_id, time_where(since, until)), prefilter=True)
+                 .select(["id", "_distance"]).limit(k))
+        return [(r["id"], 1.0 - float(r["_distance"])) for r in query.to_list()]
 
     def index_stats(self) -> dict[str, Any]:
         return {ix.name: ix.index_type for ix in self.episodes.list_indices()}

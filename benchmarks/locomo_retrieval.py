@@ -102,8 +102,8 @@ def print_report(result: dict) -> None:
     ours = result["recall"]["memagent"]["overall 1-4"]["R@10"]
     bm25 = result["recall"]["bm25-only"]["overall 1-4"]["R@10"]
     vec = result["recall"]["vector-only"]["overall 1-4"]["R@10"]
-    print(f"\nrecall@10 overall: memagent {100 * ours:.1f} %, {ours / bm25:.2f}x BM25-only, "
-          f"{ours / vec:.2f}x vector-only")
+    print(f"\nrecall@10 overall: memagent {100 * ours:.1f} %, {ours / bm25:.3f}x BM25-only, "
+          f"{ours / vec:.3f}x vector-only")
     print(f"ingest: {result['ingest_turns_per_s']:.0f} turns/s | search p50 {result['search_ms_p50']:.1f} ms, "
           f"p95 {result['search_ms_p95']:.1f} ms | peak RSS {result['peak_rss_mb']:.0f} MB")
 

@@ -16,7 +16,7 @@ class RetrievalSettings(BaseModel):
     lexical_weight: float = Field(0.6, ge=0, description="weight of normalised BM25 scores")
     vector_weight: float = Field(0.4, ge=0, description="weight of normalised cosine similarities")
     lexical_context: bool = Field(True, description="BM25 over each turn with the turn before it; False = the turn alone")
-    time_boost: float = Field(1.0, ge=0, description="hits inside a time range named in the query gain this times the best score")
+    time_boost: float = Field(0.5, ge=0, description="hits inside a time range named in the query gain this times the best score")
     neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")
     neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
 

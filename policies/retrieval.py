@@ -6,8 +6,9 @@ found by several signals adds them up. Score fusion keeps how much better the
 best lexical match is than the rest, which reciprocal-rank fusion throws away
 (on LoCoMo it gave +3 points of recall@10 over RRF with k=60). Hits inside a
 time range named in the question gain ``time_boost`` times the best
-candidate's score, so with the default of 1 they rank above every hit outside
-the range: someone who asks about "last May" means last May.
+candidate's score. The default (0.5) is a lift, not a filter: people often
+mention in June what happened in May, so the turn that answers "last May" may
+itself lie outside May (a boost of 1.0 cost 0.5 points of LoCoMo recall@10).
 The adjacent turns of the best hits join with a share of their hit's score,
 because an answer often sits in the turn next to the one that matches.
 

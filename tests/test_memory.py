@@ -148,8 +148,9 @@ def test_since_until_filter_event_time(memory):
 
 
 def test_time_expression_in_query_boosts_that_period(memory):
-    memory.add("alice", [{"id": "old", "text": "I went hiking in the mountains", "timestamp": "2023-03-10"}], "s1")
-    memory.add("alice", [{"id": "new", "text": "I went hiking by the sea", "timestamp": "2023-05-12"}], "s2")
+    memory.add("alice", [{"id": "old", "text": "I went hiking with Joe", "timestamp": "2023-03-10"}], "s1")
+    memory.add("alice", [{"id": "new", "text": "I went hiking with Ana", "timestamp": "2023-05-12"}], "s2")
+    memory.add("alice", [{"id": "other", "text": "My sister collects stamps", "timestamp": "2023-05-20"}], "s3")
     hits = memory.search("alice", "Where did I go hiking last May?", now="2023-07-01")
     assert hits[0].episode.source_id == "new"
     assert Signal.TIME in hits[0].signals

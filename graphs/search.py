@@ -20,7 +20,7 @@ from memagent.policies import retrieval as policy
 from memagent.store.cache import micros
 from memagent.store.lance import LanceStore, time_where
 from memagent.timeparse import find_time_ranges
-from memagent.types import Episode, SearchHit, Signal, TimeRange
+from memagent.types import SearchHit, Signal, TimeRange
 
 
 def _inside(when_us: int | None, bounds: list[tuple[int | None, int | None]]) -> bool:
@@ -41,7 +41,6 @@ class SearchState(TypedDict, total=False):
     where: str | None
     ranges: list[TimeRange]
     found: dict[Signal, list[tuple[str, float]]]
-    episodes: dict[str, Episode]
     fused: dict[str, policy.Scored]
     hits: list[SearchHit]
 
@@ -72,13 +71,10 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         # One after the other: on a small CPU, the embedder and LanceDB running side by
         # side slow each other down more than they overlap.
         found = vector_hits(state) if Signal.VECTOR in signals else {}
-        episodes: dict[str, Episode] = {}
         if Signal.LEXICAL in signals:
-            hits = store.lexical(state["user_id"], state["query"], settings.candidates,
-                                 state["where"], settings.lexical_context)
-            episodes = {e.id: e for e, _ in hits}
-            found[Signal.LEXICAL] = [(e.id, score) for e, score in hits]
-        return {"found": found, "episodes": episodes}
+            found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
+                                                  state["where"], settings.lexical_context)
+        return {"found": found}
 
     def fuse(state: SearchState) -> SearchState:
         fused = policy.fuse(state["found"], weights)
@@ -90,7 +86,7 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         return {"fused": fused}
 
     def expand(state: SearchState) -> SearchState:
-        fused, episodes = state["fused"], dict(state["episodes"])
+        fused = state["fused"]
         index = store.user_index(state["user_id"])
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
             bounds = [(micros(state["since"]) if state.get("since") else None,
@@ -98,10 +94,11 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
             neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds)]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
             policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
-        ranked = policy.rank(fused, state["k"])
-        missing = [i for i, _ in ranked if i not in episodes]
-        episodes.update({e.id: e for e in store.get(state["user_id"], missing)} if missing else {})
-        hits = [SearchHit(episodes[i], s.score, frozenset(s.signals)) for i, s in ranked if i in episodes]
+        hits = []
+        for i, scored in policy.rank(fused, state["k"]):
+            episode = index.episode(i)
+            if episode is not None:
+                hits.append(SearchHit(episode, scored.score, frozenset(scored.signals)))
         return {"hits": hits}
 
     graph = StateGraph(SearchState)

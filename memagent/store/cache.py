@@ -1,49 +1,102 @@
-"""A per-user, in-process index of episode positions and vectors for exact search.
+"""A per-user, in-process copy of one user's episodes, for exact search and fast reads.
 
 For a user with up to ``exact_search_max_user_rows`` episodes, a cosine search
-over a NumPy matrix takes about a millisecond, where a filtered LanceDB scan
-takes tens. Each entry belongs to exactly one user, is looked up only by that
-user's id, and is dropped whenever that user's rows change; the least recently
-used entries are evicted past ``max_users``.
+over a NumPy matrix takes about a millisecond and reading an episode by id
+takes microseconds, where each filtered LanceDB query takes ten milliseconds
+or more. Each entry belongs to exactly one user and is looked up only by that
+user's id. New rows that this process writes are appended to the entry; a
+delete drops it; least recently used entries are evicted past ``max_rows``.
+The entry sees what the process's LanceDB table handle sees.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 
+from memagent.types import Episode
 
-@dataclass
+COLUMNS = ["id", "user_id", "session_id", "role", "text", "search_text", "event_time",
+           "ingest_time", "seq", "turn", "source_id", "metadata"]
+
+
+def micros(when: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime."""
+    delta = when.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 class UserIndex:
-    """Positions (and, for exact search, vectors) of one user's episodes."""
+    """One user's episodes: an Arrow table, positions and (for exact search) vectors."""
 
-    ids: list[str]
-    sessions: list[str]
-    turns: np.ndarray
-    times_us: np.ndarray
-    vectors: np.ndarray | None
-    row_of: dict[str, int]
-    at: dict[tuple[str, int], int]
+    def __init__(self, table: pa.Table, vectors: np.ndarray | None) -> None:
+        self.table = table
+        self.vectors = vectors
+        self.ids: list[str] = table.column("id").to_pylist()
+        self.sessions: list[str] = table.column("session_id").to_pylist()
+        self.turns = np.asarray(table.column("turn").to_numpy(), dtype=np.int64)
+        self.seqs = np.asarray(table.column("seq").to_numpy(), dtype=np.int64)
+        self.times_us = np.asarray(table.column("event_time").cast(pa.int64()).to_numpy(), dtype=np.int64)
+        self.row_of = {i: n for n, i in enumerate(self.ids)}
+        self.at = {(s, int(t)): n for n, (s, t) in enumerate(zip(self.sessions, self.turns))}
+        self._episodes: dict[int, Episode] = {}
 
     @classmethod
     def from_arrow(cls, table: pa.Table, with_vectors: bool) -> UserIndex:
-        ids = table.column("id").to_pylist()
-        sessions = table.column("session_id").to_pylist()
-        turns = np.asarray(table.column("turn").to_numpy(), dtype=np.int64)
-        times = table.column("event_time").cast(pa.int64()).to_numpy()
+        vectors = _matrix(table.column("vector")) if with_vectors else None
+        return cls(table.select(COLUMNS), vectors)
+
+    def append(self, table: pa.Table) -> UserIndex:
+        """A new index with ``table``'s rows (those not present yet) added."""
+        fresh = [n for n, i in enumerate(table.column("id").to_pylist()) if i not in self.row_of]
+        if not fresh:
+            return self
+        table = table.take(pa.array(fresh, pa.int64()))
         vectors = None
-        if with_vectors:
-            flat = table.column("vector").combine_chunks()
-            vectors = np.asarray(flat.values.to_numpy(), dtype=np.float32).reshape(len(ids), -1) \
-                if len(ids) else np.zeros((0, 0), dtype=np.float32)
-        return cls(ids, sessions, turns, np.asarray(times, dtype=np.int64), vectors,
-                   {i: n for n, i in enumerate(ids)},
-                   {(s, int(t)): n for n, (s, t) in enumerate(zip(sessions, turns))})
+        if self.vectors is not None:
+            vectors = np.vstack([self.vectors.reshape(len(self.ids), -1), _matrix(table.column("vector"))]) \
+                if len(self.ids) else _matrix(table.column("vector"))
+        merged = pa.concat_tables([self.table, table.select(COLUMNS).cast(self.table.schema)])
+        return UserIndex(merged, vectors)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # --- reads -----------------------------------------------------------------
+    def episode(self, episode_id: str) -> Episode | None:
+        n = self.row_of.get(episode_id)
+        if n is None:
+            return None
+        if n not in self._episodes:
+            row = self.table.slice(n, 1).to_pylist()[0]
+            self._episodes[n] = Episode(
+                id=row["id"], user_id=row["user_id"], session_id=row["session_id"], role=row["role"],
+                text=row["text"], event_time=_aware(row["event_time"]), ingest_time=_aware(row["ingest_time"]),
+                turn=int(row["turn"]), source_id=row["source_id"], metadata=json.loads(row["metadata"] or "{}"))
+        return self._episodes[n]
+
+    def search_text(self, episode_id: str) -> str | None:
+        n = self.row_of.get(episode_id)
+        return None if n is None else self.table.column("search_text")[n].as_py()
+
+    def ordered_ids(self, session_id: str | None = None) -> list[str]:
+        order = np.argsort(self.seqs, kind="stable")
+        return [self.ids[n] for n in order if session_id is None or self.sessions[n] == session_id]
+
+    def next_seq(self) -> int:
+        return int(self.seqs.max()) + 1 if len(self.ids) else 0
+
+    def session_sizes(self) -> Counter[str]:
+        return Counter(self.sessions)
+
+    def id_at(self, session_id: str, turn: int) -> str | None:
+        n = self.at.get((session_id, turn))
+        return None if n is None else self.ids[n]
 
     def mask(self, since: datetime | None, until: datetime | None) -> np.ndarray:
         keep = np.ones(len(self.ids), dtype=bool)
@@ -71,25 +124,29 @@ class UserIndex:
         if n is None:
             return []
         session, turn = self.sessions[n], int(self.turns[n])
-        return [self.ids[m] for m in (self.at.get((session, turn - 1)), self.at.get((session, turn + 1)))
-                if m is not None]
+        return [i for i in (self.id_at(session, turn - 1), self.id_at(session, turn + 1)) if i is not None]
 
     def event_time_us(self, episode_id: str) -> int | None:
         n = self.row_of.get(episode_id)
         return None if n is None else int(self.times_us[n])
 
 
-def micros(when: datetime) -> int:
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    delta = when.astimezone(timezone.utc) - epoch
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    flat = column.combine_chunks()
+    if len(flat) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(flat.values.to_numpy(), dtype=np.float32).reshape(len(flat), -1)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class UserIndexCache:
-    """LRU of ``UserIndex`` by user id."""
+    """LRU of ``UserIndex`` by user id, bounded by the rows it holds."""
 
-    def __init__(self, max_users: int = 64) -> None:
-        self.max_users = max_users
+    def __init__(self, max_rows: int = 200_000) -> None:
+        self.max_rows = max_rows
         self._entries: OrderedDict[str, UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -104,7 +161,7 @@ class UserIndexCache:
         with self._lock:
             self._entries[user_id] = entry
             self._entries.move_to_end(user_id)
-            while len(self._entries) > self.max_users:
+            while len(self._entries) > 1 and sum(len(e) for e in self._entries.values()) > self.max_rows:
                 self._entries.popitem(last=False)
 
     def drop(self, user_ids: set[str] | None = None) -> None:

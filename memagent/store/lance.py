@@ -8,14 +8,13 @@ built once, when the table grows past ``vector_index_min_rows``; below that,
 and for users with few rows, search is exact. Indexes are refreshed
 incrementally by ``optimize`` every few writes, never rebuilt per write.
 
-Writes are one LanceDB commit each (``merge_insert`` on the episode id), so a
-crash mid-write leaves either the whole batch or nothing, and a retry inserts
-only what is missing.
+Writes are one LanceDB commit each, so a crash mid-write leaves either the
+whole batch or nothing; ids already stored for the user are skipped, so a
+retry inserts only what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -28,6 +27,7 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
 from memagent.errors import ConfigError, EmbedderMismatchError, StorageError
+from memagent.store.cache import COLUMNS as CACHED_COLUMNS
 from memagent.store.cache import UserIndex, UserIndexCache
 from memagent.types import Episode
 
@@ -78,25 +78,6 @@ def episode_schema(dim: int) -> pa.Schema:
 
 
 _META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
-_ROW_COLUMNS = ["id", "user_id", "session_id", "role", "text", "event_time",
-                "ingest_time", "seq", "turn", "source_id", "metadata"]
-
-
-def row_to_episode(row: dict[str, Any]) -> Episode:
-    """Build an ``Episode`` from a stored row."""
-    return Episode(
-        id=row["id"], user_id=row["user_id"], session_id=row["session_id"],
-        role=row["role"], text=row["text"],
-        event_time=_aware(row["event_time"]), ingest_time=_aware(row["ingest_time"]),
-        turn=int(row["turn"]), source_id=row.get("source_id"),
-        metadata=json.loads(row["metadata"] or "{}"),
-    )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 class LanceStore:
     """All tables of one data directory (or LanceDB URI).
 
@@ -165,15 +146,35 @@ class LanceStore:
 
     # --- writes ---------------------------------------------------------------
     def add(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert, in one commit, the rows whose (user_id, id) is not stored yet; return how many."""
-        if not rows:
-            return 0
+        """Insert, in one commit, the rows whose (user_id, id) is not stored yet; return how many.
+
+        Stored ids are checked against the user's cached copy under the store's
+        lock, so a retried or concurrent batch from this process adds nothing twice.
+        """
         with self._lock:
-            table = pa.Table.from_pylist(list(rows), schema=self.episodes.schema)
-            result = self.episodes.merge_insert(["user_id", "id"]).when_not_matched_insert_all().execute(table)
-            self._users.drop({r["user_id"] for r in rows})
-            self._after_write(len(rows))
-            return int(getattr(result, "num_inserted_rows", len(rows)))
+            seen: set[tuple[str, str]] = set()
+            fresh = []
+            for row in rows:
+                key = (row["user_id"], row["id"])
+                if key not in seen and row["id"] not in self.user_index(row["user_id"]).row_of:
+                    seen.add(key)
+                    fresh.append(row)
+            if not fresh:
+                return 0
+            table = pa.Table.from_pylist(fresh, schema=self.episodes.schema)
+            self.episodes.add(table)
+            self._remember(table)
+            self._after_write(len(fresh))
+            return len(fresh)
+
+    def _remember(self, table: pa.Table) -> None:
+        """Append freshly written rows to the cached copies of their users."""
+        users = table.column("user_id").to_pylist()
+        for user_id in set(users):
+            entry = self._users.get(user_id)
+            if entry is not None:
+                mask = pa.array([u == user_id for u in users])
+                self._users.put(user_id, entry.append(table.filter(mask)))
 
     def _after_write(self, rows: int) -> None:
         self._writes += 1
@@ -240,58 +241,33 @@ class LanceStore:
         return self.episodes.count_rows(self._user_filter(user_id, where))
 
     def existing_ids(self, user_id: str, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            where = f"id IN ({', '.join(sql_str(i) for i in chunk)})"
-            rows = self._query(user_id, where, ["id"])
-            found |= {r["id"] for r in rows}
-        return found
-
-    def _query(self, user_id: str, where: str | None, columns: list[str], limit: int | None = None) -> list[dict[str, Any]]:
-        query = self.episodes.search().where(self._user_filter(user_id, where)).select(columns)
-        return query.limit(limit).to_list()
+        entry = self.user_index(user_id)
+        return {i for i in ids if i in entry.row_of}
 
     def get(self, user_id: str, ids: Sequence[str]) -> list[Episode]:
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 500):
-            where = f"id IN ({', '.join(sql_str(i) for i in ids[start:start + 500])})"
-            rows += self._query(user_id, where, _ROW_COLUMNS)
-        by_id = {r["id"]: row_to_episode(r) for r in rows}
-        return [by_id[i] for i in ids if i in by_id]
+        """Episodes of one user by id, in the order asked; unknown ids are skipped."""
+        entry = self.user_index(user_id)
+        found = (entry.episode(i) for i in ids)
+        return [e for e in found if e is not None]
 
     def positions(self, user_id: str, session_ids: set[str]) -> tuple[int, dict[str, int]]:
         """The next ``seq`` of a user and the next ``turn`` of each session."""
-        rows = self._query(user_id, None, ["seq", "session_id"])
-        next_seq = max((r["seq"] for r in rows), default=-1) + 1
-        turns = {s: 0 for s in session_ids}
-        for r in rows:
-            if r["session_id"] in turns:
-                turns[r["session_id"]] += 1
-        return next_seq, turns
+        entry = self.user_index(user_id)
+        sizes = entry.session_sizes()
+        return entry.next_seq(), {s: sizes.get(s, 0) for s in session_ids}
 
     def ordered_ids(self, user_id: str, session_id: str | None = None) -> list[str]:
         """Every episode id of a user in the order written."""
-        where = f"session_id = {sql_str(session_id)}" if session_id is not None else None
-        rows = self._query(user_id, where, ["id", "seq"])
-        return [r["id"] for r in sorted(rows, key=lambda r: r["seq"])]
+        return self.user_index(user_id).ordered_ids(session_id)
 
-    def iter_user(self, user_id: str, batch: int = 1000) -> Iterator[Episode]:
-        ids = self.ordered_ids(user_id)
-        for start in range(0, len(ids), batch):
-            yield from self.get(user_id, ids[start:start + batch])
+    def iter_user(self, user_id: str) -> Iterator[Episode]:
+        yield from self.get(user_id, self.ordered_ids(user_id))
 
-    def session_turns(self, user_id: str, wanted: dict[str, set[int]], where: str | None = None) -> list[Episode]:
+    def session_turns(self, user_id: str, wanted: dict[str, set[int]]) -> list[Episode]:
         """Episodes at the given turn numbers of the given sessions."""
-        clauses = [f"(session_id = {sql_str(s)} AND turn IN ({', '.join(str(t) for t in sorted(turns))}))"
-                   for s, turns in wanted.items() if turns]
-        if not clauses:
-            return []
-        selector = "(" + " OR ".join(clauses) + ")"
-        rows = self._query(user_id, f"{selector} AND ({where})" if where else selector, _ROW_COLUMNS)
-        return [row_to_episode(r) for r in rows]
+        entry = self.user_index(user_id)
+        ids = [entry.id_at(s, t) for s, turns in wanted.items() for t in sorted(turns)]
+        return self.get(user_id, [i for i in ids if i is not None])
 
     def users(self) -> list[str]:
         table = self.episodes.search().select(["user_id"]).limit(None).to_arrow()
@@ -299,28 +275,30 @@ class LanceStore:
 
     # --- search ---------------------------------------------------------------
     def lexical(self, user_id: str, text: str, k: int, where: str | None = None,
-                context: bool = True) -> list[tuple[Episode, float]]:
-        """BM25 full-text hits of one user, best first; over turn + previous turn if ``context``."""
+                context: bool = True) -> list[tuple[str, float]]:
+        """Ids and BM25 scores of one user's full-text hits, best first.
+
+        Over each turn with the turn before it if ``context``, else the turn alone.
+        """
         from lancedb.query import MatchQuery
 
         column = "context_text" if context else "search_text"
         query = (self.episodes.search(MatchQuery(text, column), query_type="fts")
                  .where(self._user_filter(user_id, where), prefilter=True)
-                 .select(_ROW_COLUMNS + ["_score"]).limit(k))
-        try:
-            rows = query.to_list()
-        except (ValueError, RuntimeError) as exc:
-            if "no terms" in str(exc).lower() or "empty" in str(exc).lower():
-                return []
-            raise
-        return [(row_to_episode(r), float(r["_score"])) for r in rows]
+                 .select(["id", "_score"]).limit(k))
+        return [(r["id"], float(r["_score"])) for r in query.to_list()]
 
     def user_index(self, user_id: str) -> UserIndex:
         """Positions of a user's episodes, with vectors while exact search is due; cached."""
         entry = self._users.get(user_id)
-        if entry is None:
+        if entry is not None:
+            return entry
+        with self._lock:  # no write may slip between the scan and the put
+            entry = self._users.get(user_id)
+            if entry is not None:
+                return entry
             exact = self.count(user_id) <= self.exact_search_max_user_rows
-            columns = ["id", "session_id", "turn", "event_time"] + (["vector"] if exact else [])
+            columns = CACHED_COLUMNS + (["vector"] if exact else [])
             table = self.episodes.search().where(self._user_filter(user_id)).select(columns).limit(None).to_arrow()
             entry = UserIndex.from_arrow(table, with_vectors=exact)
             self._users.put(user_id, entry)

@@ -72,7 +72,7 @@ class SentenceTransformerEmbedder:
     by every embedder of the same path in the process.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, batch_size: int = 64) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, batch_size: int = 16) -> None:
         self.path = str(path) if path is not None else None
         self.batch_size = batch_size
         self.name = os.path.basename(self.path.rstrip("/")) if self.path else "all-MiniLM-L6-v2"

@@ -174,7 +174,10 @@ class LanceStore:
             entry = self._users.get(user_id)
             if entry is not None:
                 mask = pa.array([u == user_id for u in users])
-                self._users.put(user_id, entry.append(table.filter(mask)))
+                entry = entry.append(table.filter(mask))
+                if entry.vectors is not None and len(entry) > self.exact_search_max_user_rows:
+                    entry = UserIndex(entry.table, None)  # large now: the ANN index takes over
+                self._users.put(user_id, entry)
 
     def _after_write(self, rows: int) -> None:
         self._writes += 1

@@ -1,8 +1,30 @@
-"""Metric functions, each matching its benchmark's own definition."""
+"""Metric functions, each matching its benchmark's own definition.
+
+LoCoMo QA (snap-research/locomo, ``task_eval/evaluation.py``):
+answers and predictions are normalised (lower case, punctuation removed, the
+words a/an/the/and removed, commas removed, whitespace collapsed), Porter-stemmed
+(NLTK), and compared by token F1. Category 1 (multi-hop) splits both on commas
+and averages, over the gold parts, the best F1 of any predicted part; category 3
+keeps the gold answer before the first ';'; category 5 (adversarial) scores 1
+when the prediction says "no information available" or "not mentioned".
+
+LongMemEval retrieval (xiaowu0162/LongMemEval, ``src/retrieval/eval_utils.py``):
+recall_any@k, recall_all@k and ndcg_any@k over a ranking of the corpus, and the
+session-level variant that maps turn ids to session ids and widens k until k
+distinct sessions are covered.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import string
+from collections import Counter
 from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the|and)\b")
+_PUNCTUATION = set(string.punctuation)
+_STEMMER = None
 
 
 def distinct(ids: Sequence[str]) -> list[str]:
@@ -21,3 +43,94 @@ def recall_at_k(retrieved: Sequence[str], gold: Sequence[str], k: int) -> float:
         raise ValueError("recall needs at least one gold id")
     top = set(distinct(retrieved)[:k])
     return sum(1 for g in set(gold) if g in top) / len(set(gold))
+
+
+# --- LoCoMo QA ------------------------------------------------------------------
+def normalize_answer(text: str) -> str:
+    """LoCoMo's normalisation: commas, case, punctuation, a/an/the/and, whitespace."""
+    text = str(text).replace(",", "").lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _stems(text: str) -> list[str]:
+    global _STEMMER
+    if _STEMMER is None:
+        from nltk.stem import PorterStemmer
+
+        _STEMMER = PorterStemmer()
+    return [_STEMMER.stem(word) for word in normalize_answer(text).split()]
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Token F1 of stemmed, normalised tokens (LoCoMo's ``f1_score``).
+
+    >>> round(token_f1("She painted a sunrise", "a painted sunrise"), 3)
+    0.8
+    """
+    predicted, expected = _stems(prediction), _stems(gold)
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def multi_answer_f1(prediction: str, gold: str) -> float:
+    """Category 1: mean over comma-separated gold parts of the best F1 of any predicted part."""
+    predictions = [p.strip() for p in str(prediction).split(",")]
+    golds = [g.strip() for g in str(gold).split(",")]
+    return sum(max(token_f1(p, g) for p in predictions) for g in golds) / len(golds)
+
+
+def locomo_qa_score(prediction: str, gold: object, category: int) -> float:
+    """LoCoMo's per-question QA score under its category's rule."""
+    prediction = str(prediction)
+    if category == 5:
+        said = prediction.lower()
+        return 1.0 if "no information available" in said or "not mentioned" in said else 0.0
+    answer = str(gold)
+    if category == 3:
+        answer = answer.split(";")[0].strip()
+    if category == 1:
+        return multi_answer_f1(prediction, answer)
+    if category in (2, 3, 4):
+        return token_f1(prediction, answer)
+    raise ValueError(f"unknown LoCoMo category {category!r}")
+
+
+# --- LongMemEval retrieval ---------------------------------------------------------
+def _dcg(relevances: Sequence[float], k: int) -> float:
+    top = list(relevances)[:k]
+    if not top:
+        return 0.0
+    # as in the official script: the second item is divided by log2(2) = 1, the third by log2(3)
+    return top[0] + sum(rel / math.log2(i) for i, rel in enumerate(top[1:], start=2))
+
+
+def longmemeval_retrieval(ranking: Sequence[int], correct: Sequence[str], corpus_ids: Sequence[str],
+                          k: int) -> tuple[float, float, float]:
+    """(recall_any@k, recall_all@k, ndcg_any@k); ``ranking`` indexes ``corpus_ids``, best first."""
+    recalled = {corpus_ids[i] for i in ranking[:k]}
+    recall_any = float(any(doc in recalled for doc in correct))
+    recall_all = float(all(doc in recalled for doc in correct))
+    relevances = [1.0 if doc in correct else 0.0 for doc in corpus_ids]
+    ideal = _dcg(sorted(relevances, reverse=True), k)
+    actual = _dcg([relevances[i] for i in ranking[:k]], k)
+    return recall_any, recall_all, (actual / ideal if ideal else 0.0)
+
+
+def session_of(turn_id: str) -> str:
+    """LongMemEval turn ids are ``<session id>_<turn number>``."""
+    return "_".join(turn_id.split("_")[:-1])
+
+
+def longmemeval_session_retrieval(ranking: Sequence[int], correct_turns: Sequence[str],
+                                  corpus_turn_ids: Sequence[str], k: int) -> tuple[float, float, float]:
+    """Turn rankings scored at session level, k widened until k distinct sessions are in."""
+    correct = sorted({session_of(t) for t in correct_turns})
+    corpus = [session_of(t) for t in corpus_turn_ids]
+    effective = k
+    while effective <= len(corpus) and len({corpus[i] for i in ranking[:effective]}) < k:
+        effective += 1
+    return longmemeval_retrieval(ranking, correct, corpus, effective)

@@ -1,8 +1,9 @@
-"""The ``memagent`` command line: demo, add, search, export, import, delete-user.
+"""The ``memagent`` command line: demo, add, search, export, import, delete-user, eval.
 
     memagent demo
     memagent --data-dir ./mem add alice "I adopted a dog named Rex" --timestamp 2023-05-08
     memagent --data-dir ./mem search alice "What is my dog called?"
+    memagent eval locomo locomo10.json --out runs/locomo
 """
 
 from __future__ import annotations
@@ -140,6 +141,22 @@ def cmd_delete_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from memagent.eval import harness
+
+    out = args.out or f"memagent-eval-{args.benchmark}"
+    ks = tuple(int(k) for k in args.k.split(",")) if args.k else None
+    if args.benchmark == "locomo":
+        convs = args.conversations.split(",") if args.conversations else None
+        summary = harness.run_locomo(args.file, out, limit=args.limit, conversations=convs,
+                                     **({"ks": ks} if ks else {}))
+    else:
+        summary = harness.run_longmemeval(args.file, out, limit=args.limit, **({"ks": ks} if ks else {}))
+    print(summary["report"])
+    print(f"records: {out}/records.jsonl | summary: {out}/summary.json | plot: {out}/plot.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memagent", description="Lifelong personal memory for LLM assistants.")
     parser.add_argument("--data-dir", default=None, help=f"data directory or LanceDB URI (default ./{DEFAULT_DATA_DIR})")
@@ -178,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--user", help="store every episode under this user instead")
     imp.set_defaults(func=cmd_import)
+
+    evaluate = sub.add_parser("eval", help="run LoCoMo or LongMemEval and report the official metrics")
+    evaluate.add_argument("benchmark", choices=["locomo", "longmemeval"])
+    evaluate.add_argument("file")
+    evaluate.add_argument("--out", help="run directory (resumed if it exists); default memagent-eval-<benchmark>")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--conversations", help="LoCoMo sample ids, comma-separated")
+    evaluate.add_argument("--k", help="comma-separated k values for recall@k")
+    evaluate.set_defaults(func=cmd_eval)
 
     delete = sub.add_parser("delete-user", help="remove everything of a user")
     delete.add_argument("user")

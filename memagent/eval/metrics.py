@@ -134,3 +134,27 @@ def longmemeval_session_retrieval(ranking: Sequence[int], correct_turns: Sequenc
     while effective <= len(corpus) and len({corpus[i] for i in ranking[:effective]}) < k:
         effective += 1
     return longmemeval_retrieval(ranking, correct, corpus, effective)
+
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+def bleu1(prediction: str, gold: str) -> float:
+    """BLEU-1 of a prediction against one reference, as the mem0 line of LoCoMo harnesses reports it.
+
+    NLTK's ``sentence_bleu`` with weights (1, 0, 0, 0) and smoothing method 1, on
+    lower-cased tokens. Those harnesses split words with NLTK's ``word_tokenize``,
+    which needs the punkt data files; this uses the regex ``\\w+|[^\\w\\s]`` instead,
+    which splits the same way on plain words, numbers and punctuation.
+
+    >>> bleu1("Paris in May", "paris in may")
+    1.0
+    """
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    predicted = _WORDS.findall(str(prediction).lower())
+    expected = _WORDS.findall(str(gold).lower())
+    if not predicted or not expected:
+        return 0.0
+    return float(sentence_bleu([expected], predicted, weights=(1, 0, 0, 0),
+                               smoothing_function=SmoothingFunction().method1))

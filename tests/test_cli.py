@@ -55,3 +55,16 @@ def test_errors_are_reported_not_raised(capsys, tmp_path):
     bad.write_text("{not json}\n")
     code, _, err = run(capsys, "--data-dir", data, "import", str(bad))
     assert code == 2 and "line 1" in err
+
+
+def test_eval_longmemeval_on_the_shipped_sample(capsys, tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "longmemeval_sample.json"
+    code, out, _ = run(capsys, "eval", "longmemeval", str(sample), "--out", str(tmp_path / "run"), "--k", "1,5,10")
+    assert code == 0
+    for qtype in ("single-session-user", "single-session-assistant", "single-session-preference",
+                  "multi-session", "temporal-reasoning", "knowledge-update"):
+        assert f"| {qtype} |" in out
+    assert "| session@5 |" in out and "judge: none" in out
+    assert (tmp_path / "run" / "plot.png").exists()

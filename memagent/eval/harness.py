@@ -152,7 +152,7 @@ def run_locomo(path: str | Path, out_dir: str | Path, *, limit: int | None = Non
         record["evidence_ids"] = record["evidence_ids"][:max(ks)]
         if q.evidence:
             record["recall"] = {str(k): recall_at_k(answer.evidence_ids, q.evidence, k) for k in ks}
-        if judge is not None:
+        if judge is not None and q.category != 5:  # the mem0 judge skips adversarial questions
             from memagent.eval.judge import judge_locomo
 
             record["judge"] = judge_locomo(judge, q.question, str(q.answer), answer.text)
@@ -287,7 +287,7 @@ def _cost(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _unjudged(records: list[dict[str, Any]], judge: Any) -> int | None:
     """Questions whose judge output could not be read (they count in no accuracy)."""
-    return None if judge is None else sum(1 for r in records if r.get("judge") is None)
+    return None if judge is None else sum(1 for r in records if "judge" in r and r["judge"] is None)
 
 
 def _model_name(model: Any) -> str | None:

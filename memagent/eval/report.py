@@ -43,7 +43,7 @@ def markdown(summary: dict[str, Any]) -> str:
     judge = summary.get("judge_model")
     lines.append(f"judge: {judge} ({summary.get('unjudged')} outputs unreadable, left out)" if judge
                  else "judge: none (no chat model configured; no judge figure)")
-    lines.append(f"{summary['questions']} questions, wall time {summary.get('wall_s', 0):.0f} s")
+    lines.append(f"{summary['questions']} questions, wall time of this invocation {summary.get('wall_s', 0):.0f} s")
     return "\n".join(lines) + "\n"
 
 

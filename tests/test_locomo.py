@@ -50,3 +50,15 @@ def test_load_small_file(tmp_path):
     assert conv.questions[0].evidence == ["D2:1"]
     assert conv.questions[1].answer == "red"
     assert conv.reference_time.date().isoformat() == "2023-06-10"
+
+
+@pytest.mark.parametrize("content", ["not json", "{}", '[{"qa": []}]'])
+def test_malformed_files_get_a_clear_error(tmp_path, content):
+    from memagent.errors import InvalidInputError
+    from memagent.eval.longmemeval import load as load_longmemeval
+
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    for loader in (load, load_longmemeval):
+        with pytest.raises(InvalidInputError):
+            loader(path)

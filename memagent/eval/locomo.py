@@ -9,7 +9,6 @@ Categories, by the dataset's own ids (many papers swap them):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memagent.errors import InvalidInputError
+from memagent.eval import read_json_list
 from memagent.timeparse import to_datetime
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -78,13 +78,11 @@ def turn_text(turn: dict[str, Any]) -> str:
 
 def load(path: str | Path) -> list[Conversation]:
     """Read a LoCoMo-format file."""
+    data = read_json_list(path, "LoCoMo", "conversations")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read LoCoMo file {path}: {exc}") from None
-    if not isinstance(data, list):
-        raise InvalidInputError(f"{path}: expected a list of conversations")
-    return [_conversation(item, index) for index, item in enumerate(data)]
+        return [_conversation(item, index) for index, item in enumerate(data)]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"{path}: not in LoCoMo format: {exc!r}") from None
 
 
 def _conversation(item: dict[str, Any], index: int) -> Conversation:

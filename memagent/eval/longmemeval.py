@@ -10,13 +10,13 @@ evidence turns, ``has_answer``) and ``answer_session_ids``. Ids ending in
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from memagent.errors import InvalidInputError
+from memagent.eval import read_json_list
 from memagent.timeparse import to_datetime
 
 QUESTION_TYPES = ("single-session-user", "single-session-assistant", "single-session-preference",
@@ -49,15 +49,10 @@ def turn_id(session_id: str, index: int) -> str:
 
 def load(path: str | Path) -> list[Haystack]:
     """Read a LongMemEval-format file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read LongMemEval file {path}: {exc}") from None
-    if not isinstance(data, list):
-        raise InvalidInputError(f"{path}: expected a list of questions")
+    data = read_json_list(path, "LongMemEval", "questions")
     try:
         return [_haystack(item) for item in data]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInputError(f"{path}: not in LongMemEval format: {exc}") from None
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from memagent import Memory, RetrievalSettings
 from memagent.eval.locomo import CATEGORIES, load
-from memagent.eval.metrics import recall_at_k
+from memagent.eval.metrics import percentile, recall_at_k
 
 KS = (1, 5, 10, 20)
 PLAIN = RetrievalSettings(lexical_context=False, neighbour_hits=0)
@@ -36,11 +36,6 @@ SYSTEMS = {
     "bm25-only": {"signals": {"lexical"}, "use_time": False, "retrieval": PLAIN},
     "vector-only": {"signals": {"vector"}, "use_time": False, "retrieval": PLAIN},
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def run(path: str, limit: int | None = None) -> dict:

@@ -15,12 +15,12 @@ import argparse
 import json
 import random
 import resource
-import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
 from memagent import Memory
+from memagent.eval.metrics import percentile
 
 NAMES = ["Ana", "Joe", "Mia", "Sam", "Lee", "Ravi", "Olga", "Tom", "Ines", "Kofi"]
 PLACES = ["Lisbon", "the park", "the office", "the lake", "Berlin", "the gym", "the library", "Kyoto", "the market"]
@@ -82,11 +82,10 @@ def run(episodes: int, batch: int, queries: int) -> dict:
             memory.embedder.embed([question])
         embed_ms = (time.perf_counter() - start) * 1000 / 50
         indexes = memory.store.index_stats()
-    ordered = sorted(latencies)
     return {
         "episodes": episodes, "batch": batch, "ingest_turns_per_s": episodes / seconds,
         "embedder_only_texts_per_s": embed_rate,
-        "search_ms_p50": statistics.median(latencies), "search_ms_p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "search_ms_p50": percentile(latencies, 0.5), "search_ms_p95": percentile(latencies, 0.95),
         "query_embedding_ms": embed_ms, "indexes": indexes,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -30,6 +30,7 @@ from memagent.eval.metrics import (
     locomo_qa_score,
     longmemeval_retrieval,
     longmemeval_session_retrieval,
+    percentile,
     recall_at_k,
 )
 
@@ -270,16 +271,9 @@ def _mean(values: Iterable[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def _cost(records: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = [r["latency_ms"] for r in records]
-    return {"latency_ms_p50": _percentile(latencies, 0.5), "latency_ms_p95": _percentile(latencies, 0.95),
+    return {"latency_ms_p50": percentile(latencies, 0.5), "latency_ms_p95": percentile(latencies, 0.95),
             "context_tokens_mean": _mean(r["context_tokens"] for r in records),
             "llm_calls_mean": _mean(r["llm_calls"] for r in records),
             "tokenizer": "all-MiniLM-L6-v2 WordPiece"}

@@ -33,6 +33,18 @@ def distinct(ids: Sequence[str]) -> list[str]:
     return [i for i in ids if not (i in seen or seen.add(i))]
 
 
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile by nearest rank (index rounded), or None for no values.
+
+    >>> percentile([5.0, 1.0, 3.0], 0.5)
+    3.0
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def recall_at_k(retrieved: Sequence[str], gold: Sequence[str], k: int) -> float:
     """Share of gold ids among the top ``k`` distinct retrieved ids.
 

@@ -80,10 +80,6 @@ class UserIndex:
                 turn=int(row["turn"]), source_id=row["source_id"], metadata=json.loads(row["metadata"] or "{}"))
         return self._episodes[n]
 
-    def search_text(self, episode_id: str) -> str | None:
-        n = self.row_of.get(episode_id)
-        return None if n is None else self.table.column("search_text")[n].as_py()
-
     def ordered_ids(self, session_id: str | None = None) -> list[str]:
         order = np.argsort(self.seqs, kind="stable")
         return [self.ids[n] for n in order if session_id is None or self.sessions[n] == session_id]

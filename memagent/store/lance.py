@@ -16,6 +16,7 @@ retry inserts only what is missing.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -152,11 +153,12 @@ class LanceStore:
         lock, so a retried or concurrent batch from this process adds nothing twice.
         """
         with self._lock:
+            stored = {user: self.user_index(user).row_of for user in {r["user_id"] for r in rows}}
             seen: set[tuple[str, str]] = set()
             fresh = []
             for row in rows:
                 key = (row["user_id"], row["id"])
-                if key not in seen and row["id"] not in self.user_index(row["user_id"]).row_of:
+                if key not in seen and row["id"] not in stored[row["user_id"]]:
                     seen.add(key)
                     fresh.append(row)
             if not fresh:
@@ -201,17 +203,15 @@ class LanceStore:
     def optimize(self, cleanup_all: bool = False) -> None:
         """Compact files, refresh indexes incrementally, build the ANN index when due."""
         with self._lock:
-            if self.episodes.count_rows() == 0:
+            rows = self.episodes.count_rows()
+            if rows == 0:
                 return
             self._create_base_indexes()
-            if ("vector_idx" not in self._index_names()
-                    and self.episodes.count_rows() >= self.vector_index_min_rows):
-                parts = max(1, int(self.episodes.count_rows() ** 0.5))
+            if "vector_idx" not in self._index_names() and rows >= self.vector_index_min_rows:
+                parts = max(1, int(rows ** 0.5))
                 self.episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
             self._unindexed = 0
             keep = timedelta(0) if cleanup_all else self.keep_versions
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 self.episodes.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)

@@ -16,6 +16,7 @@ class Signal(str, Enum):
     VECTOR = "vector"
     TIME = "time"
     NEIGHBOUR = "neighbour"
+    FACT = "fact"  # a profile statement or graph fact whose evidence is this episode
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,165 @@ class Page(Generic[T]):
     total: int
     offset: int
     next_offset: int | None
+
+
+# --- derived tiers: profile statements and the knowledge graph --------------
+
+class Category(str, Enum):
+    """What a profile statement is about."""
+
+    IDENTITY = "identity"
+    LOCATION = "location"
+    WORK = "work/education"
+    RELATIONSHIP = "relationship"
+    PREFERENCE = "preference"
+    DISLIKE = "dislike"
+    HABIT = "habit"
+    GOAL = "goal"
+    HEALTH = "health"
+    POSSESSION = "possession"
+    EVENT = "event"
+    SUMMARY = "summary"
+
+
+@dataclass(frozen=True)
+class Triple:
+    """A typed relation read from one statement: ``Caroline -[has_sister]-> Ana``.
+
+    ``object_type`` is one of person, pet, place, organisation, activity, thing.
+    ``functional`` relations hold one object at a time (lives_in, works_at,
+    partner_of): a new object closes the old edge.
+    """
+
+    subject: str
+    relation: str
+    object: str
+    object_type: str = "thing"
+    functional: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A statement extracted from one episode, before it is merged into the profile.
+
+    ``slot``/``value`` name an exclusive attribute (``home`` = ``Porto``): a later
+    candidate with the same subject and slot and another value contradicts it.
+    """
+
+    subject: str
+    text: str
+    category: Category
+    confidence: float
+    episode_id: str
+    session_id: str
+    event_time: datetime
+    slot: str | None = None
+    value: str | None = None
+    triples: tuple[Triple, ...] = ()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One time-valid profile statement (or session summary) with its evidence episodes."""
+
+    id: str
+    user_id: str
+    subject: str
+    text: str
+    category: Category
+    confidence: float
+    evidence_ids: tuple[str, ...]
+    valid_from: datetime
+    valid_to: datetime | None = None
+    session_id: str = ""
+    slot: str | None = None
+    value: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "summary" if self.category is Category.SUMMARY else "statement"
+
+    def valid_at(self, when: datetime) -> bool:
+        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A node of a user's knowledge graph; ``aliases`` are the surface forms seen."""
+
+    id: str
+    user_id: str
+    name: str
+    type: str
+    aliases: tuple[str, ...] = ()
+    evidence_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A typed, time-valid edge between two entities of one user, with its evidence."""
+
+    id: str
+    user_id: str
+    source: str
+    relation: str
+    target: str
+    valid_from: datetime
+    valid_to: datetime | None = None
+    evidence_ids: tuple[str, ...] = ()
+    confidence: float = 0.5
+    text: str = ""
+
+    def valid_at(self, when: datetime) -> bool:
+        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
+
+
+@dataclass(frozen=True)
+class FactHit:
+    """A profile statement or graph relation found by search, with the episodes behind it."""
+
+    item: Statement | Relation
+    score: float
+    episodes: list[Episode]
+
+
+class Route(str, Enum):
+    """How directly a question's answer lies in the user's memory."""
+
+    EXTRACTION = "extraction"          # an explicit fact: episodic search
+    ABSTRACTION = "abstraction"        # inferred from many records: the profile first
+    GENERALIZATION = "generalization"  # personal facts plus world knowledge
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One memory an answer rests on: an episode, or a derived item with its source episodes."""
+
+    kind: str  # "episode", "statement", "summary" or "relation"
+    id: str
+    text: str
+    score: float
+    episode_ids: tuple[str, ...]
+    role: str = ""
+    event_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``Memory.ask`` returns: the answer with its route, evidence and cost."""
+
+    text: str
+    route: Route
+    evidence: list[Evidence]
+    abstained: bool
+    trace_id: str
+    latency_ms: float
+    context_tokens: int
+    llm_calls: int
+    temporal: bool = False
+    reason: str = ""
+
+    @property
+    def episode_ids(self) -> list[str]:
+        """Source episodes of the evidence, best first, each once."""
+        return list(dict.fromkeys(i for e in self.evidence for i in e.episode_ids))

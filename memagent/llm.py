@@ -1,0 +1,108 @@
+"""The optional chat model: one place that prompts it, parses its output and validates it.
+
+Any LangChain ``BaseChatModel`` works. A structured answer is asked for with the
+model's own structured-output support when it has one, else with a JSON prompt
+built from the pydantic schema; either way the result is validated, and output
+that fails validation returns ``None`` so the caller falls back to its LLM-free
+path. Calls and failures are counted, never silent.
+
+>>> adapter = ChatAdapter(None)
+>>> adapter.enabled, adapter.calls
+(False, 0)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.M)
+
+
+def parse_json(text: str, schema: type[M]) -> M | None:
+    """The first JSON object in ``text`` validated against ``schema``, or None."""
+    cleaned = _FENCE.sub("", text.strip())
+    start, end = cleaned.find("{"), cleaned.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        return schema.model_validate(json.loads(cleaned[start:end + 1]))
+    except (ValueError, ValidationError):
+        return None
+
+
+class ChatAdapter:
+    """Wraps an optional chat model; counts calls, invalid outputs and errors."""
+
+    def __init__(self, model: Any | None) -> None:
+        self.model = model
+        self.calls = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+    def _count(self, failed: bool) -> None:
+        with self._lock:
+            self.calls += 1
+            self.failures += int(failed)
+
+    def text(self, system: str, user: str) -> str | None:
+        """The model's reply as text, or None if there is no model or the call failed."""
+        if self.model is None:
+            return None
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        try:
+            reply = self.model.invoke([SystemMessage(system), HumanMessage(user)])
+        except Exception as exc:  # a remote model may fail in any way; the caller falls back
+            log.warning("chat model call failed: %r", exc)
+            self._count(True)
+            return None
+        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        self._count(False)
+        return content
+
+    def structured(self, schema: type[M], system: str, user: str) -> M | None:
+        """An answer validated against ``schema``, or None (no model, failed call, bad output)."""
+        if self.model is None:
+            return None
+        try:
+            runnable = self.model.with_structured_output(schema)
+        except (NotImplementedError, AttributeError, ValueError):
+            runnable = None
+        if runnable is not None:
+            return self._structured_native(runnable, schema, system, user)
+        prompt = (f"{system}\n\nReply with one JSON object and nothing else, matching this JSON "
+                  f"schema:\n{json.dumps(schema.model_json_schema())}")
+        reply = self.text(prompt, user)
+        if reply is None:
+            return None
+        parsed = parse_json(reply, schema)
+        if parsed is None:
+            with self._lock:
+                self.failures += 1
+            log.info("chat model output failed %s validation; falling back", schema.__name__)
+        return parsed
+
+    def _structured_native(self, runnable: Any, schema: type[M], system: str, user: str) -> M | None:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        try:
+            result = runnable.invoke([SystemMessage(system), HumanMessage(user)])
+            parsed = result if isinstance(result, schema) else schema.model_validate(result)
+        except Exception as exc:  # parse errors and transport errors alike fall back
+            log.info("structured output failed: %r", exc)
+            self._count(True)
+            return None
+        self._count(False)
+        return parsed

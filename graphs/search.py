@@ -2,7 +2,9 @@
 
 plan reads the time expressions of the question against the reference time;
 retrieve asks LanceDB for full-text (BM25) and vector hits of that user, plus
-vector hits inside any time range the question names; fuse merges the scored lists with the
+vector hits inside any time range the question names, plus the profile
+statements and graph facts nearest to the question, each standing for its
+evidence episodes ("fact-key expansion"); fuse merges the scored lists with the
 retrieval policy; expand adds the adjacent turns of the best hits.
 ``Memory.search`` runs it.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
+import numpy as np
+
 from langgraph.graph import END, START, StateGraph
 
 from memagent.config import RetrievalSettings
@@ -19,6 +23,7 @@ from memagent.embeddings import Embedder
 from memagent.policies import retrieval as policy
 from memagent.store.cache import micros
 from memagent.store.lance import LanceStore, time_where
+from memagent.tiers.cache import DerivedTiers
 from memagent.timeparse import find_time_ranges
 from memagent.types import SearchHit, Signal, TimeRange
 
@@ -40,26 +45,27 @@ class SearchState(TypedDict, total=False):
     use_time: bool
     where: str | None
     ranges: list[TimeRange]
+    vector: np.ndarray
     found: dict[Signal, list[tuple[str, float]]]
     fused: dict[str, policy.Scored]
     hits: list[SearchHit]
 
 
 def build_search_graph(store: LanceStore, embedder: Embedder, settings: RetrievalSettings,
-                       signals: frozenset[Signal] = frozenset(Signal)) -> Any:
+                       signals: frozenset[Signal] = frozenset(Signal), tiers: DerivedTiers | None = None) -> Any:
     """Compile the search graph; ``signals`` restricts it (e.g. BM25 only, for baselines)."""
     weights = {Signal.LEXICAL: settings.lexical_weight, Signal.VECTOR: settings.vector_weight,
-               Signal.TIME: settings.vector_weight}
+               Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
+    use_facts = tiers is not None and Signal.FACT in signals and settings.fact_candidates > 0
 
     def plan(state: SearchState) -> SearchState:
         use_time = state.get("use_time", True) and Signal.TIME in signals
         ranges = find_time_ranges(state["query"], state["now"]) if use_time else []
         return {"ranges": ranges, "where": time_where(state.get("since"), state.get("until"))}
 
-    def vector_hits(state: SearchState) -> dict[Signal, list[tuple[str, float]]]:
+    def vector_hits(state: SearchState, vector: np.ndarray) -> dict[Signal, list[tuple[str, float]]]:
         user_id, n = state["user_id"], settings.candidates
         since, until = state.get("since"), state.get("until")
-        vector = embedder.embed([state["query"]])[0]
         found = {Signal.VECTOR: store.vector(user_id, vector, n, since, until)}
         for r in state["ranges"]:
             start = max(r.start, since) if since else r.start
@@ -70,11 +76,28 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
     def retrieve(state: SearchState) -> SearchState:
         # One after the other: on a small CPU, the embedder and LanceDB running side by
         # side slow each other down more than they overlap.
-        found = vector_hits(state) if Signal.VECTOR in signals else {}
+        vector = embedder.embed([state["query"]])[0] if Signal.VECTOR in signals or use_facts else None
+        found = vector_hits(state, vector) if Signal.VECTOR in signals else {}
+        if use_facts:
+            found[Signal.FACT] = fact_hits(state, vector)
         if Signal.LEXICAL in signals:
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
                                                   state["where"], settings.lexical_context)
         return {"found": found}
+
+    def fact_hits(state: SearchState, vector: np.ndarray) -> list[tuple[str, float]]:
+        """Episodes behind the derived items nearest to the question, with the item's similarity."""
+        hits = derived_hits(tiers, state["user_id"], vector, settings.fact_candidates)
+        best: dict[str, float] = {}
+        for item, sim in hits:
+            for episode_id in item.evidence_ids:
+                best[episode_id] = max(best.get(episode_id, -1.0), sim)
+        if state.get("since") or state.get("until"):
+            index = store.user_index(state["user_id"])
+            bounds = [(micros(state["since"]) if state.get("since") else None,
+                       micros(state["until"]) if state.get("until") else None)]
+            best = {i: s for i, s in best.items() if _inside(index.event_time_us(i), bounds)}
+        return sorted(best.items(), key=lambda kv: -kv[1])
 
     def fuse(state: SearchState) -> SearchState:
         fused = policy.fuse(state["found"], weights)
@@ -110,3 +133,24 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
     graph.add_edge("fuse", "expand")
     graph.add_edge("expand", END)
     return graph.compile()
+
+
+def derived_hits(tiers: DerivedTiers, user_id: str, vector: np.ndarray, k: int) -> list[tuple[Any, float]]:
+    """The ``k`` profile statements and graph relations of a user nearest to ``vector``.
+
+    Session summaries are left out: they point at whole sessions, not at the turn
+    that holds an answer.
+    """
+    profile, graph = tiers.get(user_id)
+    items: list[Any] = [s for s in profile.statements if s.kind == "statement"]
+    rows = [profile.row_of[s.id] for s in items]
+    matrices = [profile.vectors[rows]] if rows else []
+    relations = [r for r in graph.relations.values() if r.id in graph.relation_vectors]
+    if relations:
+        items += relations
+        matrices.append(np.vstack([graph.relation_vectors[r.id] for r in relations]))
+    if not items:
+        return []
+    sims = np.vstack(matrices) @ vector.astype(np.float32)
+    top = np.argsort(-sims, kind="stable")[:k]
+    return [(items[n], float(sims[n])) for n in top]

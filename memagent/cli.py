@@ -81,8 +81,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_hits(hits, False)
         print()
     print("signals: lexical = BM25 full text, vector = embedding similarity, "
-          "time = inside a date range named in the question, neighbour = adjacent turn of a hit")
+          "time = inside a date range named in the question, neighbour = adjacent turn of a hit, "
+          "fact = a profile statement or graph fact drawn from that turn\n")
+    _show_consolidation(memory, user)
     return 0
+
+
+def _show_consolidation(memory: Any, user: str) -> None:
+    start = time.perf_counter()
+    counts = memory.consolidate(user)
+    print(f"consolidated {counts.get('episodes', 0)} episodes in {time.perf_counter() - start:.2f} s, no LLM: "
+          f"{counts.get('added', 0)} statements added, {counts.get('merged', 0)} merged, "
+          f"{counts.get('closed', 0)} closed\n")
+    print(f"profile of {user!r} (valid from -> to):")
+    for s in memory.tiers.profile(user).statements:
+        if s.kind == "statement":
+            until = f"{s.valid_to:%Y-%m-%d}" if s.valid_to else "now"
+            print(f"  [{s.category.value}] {s.text}  ({s.valid_from:%Y-%m-%d} -> {until}, "
+                  f"confidence {s.confidence:.2f}, {len(s.evidence_ids)} evidence)")
+    me = memory.entity(user, user)
+    if me is not None:
+        print(f"\nknowledge graph facts about {me.name}:")
+        for relation in memory.facts(user, me.name)[:8]:
+            print(f"  {memory.describe(user, relation)}")
 
 
 def cmd_add(args: argparse.Namespace) -> int:

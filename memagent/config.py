@@ -19,6 +19,8 @@ class RetrievalSettings(BaseModel):
     time_boost: float = Field(0.5, ge=0, description="hits inside a time range named in the query gain this times the best score")
     neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")
     neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
+    fact_weight: float = Field(0.3, ge=0, description="weight of profile statements and graph facts that point at an episode")
+    fact_candidates: int = Field(20, ge=0, le=1000, description="derived items matched per query; 0 = episodes only")
 
 
 class StorageSettings(BaseModel):
@@ -31,6 +33,29 @@ class StorageSettings(BaseModel):
     optimize_every_writes: int = Field(50, ge=1, description="refresh indexes and compact after this many writes")
     optimize_every_rows: int = Field(2000, ge=1, description="... or after this many new rows, whichever comes first")
     keep_versions_hours: float = Field(1.0, ge=0, description="table versions older than this are cleaned up on optimize")
+
+
+class ConsolidationSettings(BaseModel):
+    """How episodes become profile statements and graph facts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_episodes: int = Field(256, ge=1, description="episodes read, extracted and written per step")
+    merge_similarity: float = Field(0.86, ge=0, le=1, description="cosine above which two statements of one subject and category merge")
+    entity_similarity: float = Field(0.9, ge=0, le=1, description="cosine above which two entity names are one entity")
+    summary_sentences: int = Field(3, ge=1, description="statements in an extractive session summary")
+    min_new_episodes: int = Field(1, ge=1, description="a user is due for consolidation with this many new episodes ...")
+    max_delay_s: float = Field(3600.0, ge=0, description="... or when the oldest new episode is this old")
+
+
+class AnswerSettings(BaseModel):
+    """How ``Memory.ask`` builds its context and when it abstains."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    context_tokens: int = Field(1500, ge=16, description="token budget of the context block (WordPiece tokens)")
+    answer_evidence: int = Field(8, ge=1, description="memories whose sentences the extractive answer reads")
+    min_similarity: float = Field(0.25, ge=-1, le=1, description="abstain when the answering sentence is less similar to the question")
 
 
 class Config(BaseModel):
@@ -49,3 +74,5 @@ class Config(BaseModel):
     embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")
     retrieval: RetrievalSettings = RetrievalSettings()
     storage: StorageSettings = StorageSettings()
+    consolidation: ConsolidationSettings = ConsolidationSettings()
+    answer: AnswerSettings = AnswerSettings()

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from memagent.config import Config, RetrievalSettings
 from memagent.embeddings import Embedder, SentenceTransformerEmbedder
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
+from memagent.llm import ChatAdapter
 from memagent.portable import dump_lines, read_episodes
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, DerivedStore
 from memagent.store.lance import LanceStore
+from memagent.tiers.cache import DerivedTiers
 from memagent.tiers.episodic import check_id
+from memagent.tiers.profile import to_row as statement_row
 from memagent.timeparse import to_datetime
-from memagent.types import Episode, Page, SearchHit, Signal
+from memagent.types import Answer, Entity, Episode, FactHit, Page, Relation, Route, SearchHit, Signal, Statement
 
 Clock = Callable[[], datetime]
 
@@ -37,12 +43,13 @@ class Memory:
     """A persistent, multi-user memory in one data directory (or LanceDB URI).
 
     ``data_dir`` overrides ``config.data_dir``; ``embedder`` replaces the one
-    named by the config; ``clock`` gives "now" (inject one in tests and
-    simulations).
+    named by the config; ``llm`` is an optional LangChain chat model used to
+    extract statements (validated; the rules take over on bad output);
+    ``clock`` gives "now" (inject one in tests and simulations).
     """
 
     def __init__(self, data_dir: str | Path | None = None, *, config: Config | None = None,
-                 embedder: Embedder | None = None, clock: Clock = _utc_now) -> None:
+                 embedder: Embedder | None = None, llm: Any | None = None, clock: Clock = _utc_now) -> None:
         config = config or Config()
         if data_dir is not None:
             config = config.model_copy(update={"data_dir": Path(data_dir)})
@@ -58,6 +65,9 @@ class Memory:
             optimize_every_rows=storage.optimize_every_rows,
             keep_versions_hours=storage.keep_versions_hours,
         )
+        self.derived = DerivedStore(self.store.db, self.embedder.dimension)
+        self.tiers = DerivedTiers(self.derived, self.embedder.dimension)
+        self.llm = ChatAdapter(llm)
         self._graphs: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
@@ -121,13 +131,122 @@ class Memory:
     def delete(self, user_id: str, episode_id: str) -> None:
         """Delete one episode; raise ``EpisodeNotFoundError`` if it does not exist."""
         self._require_user(user_id)
-        if not self.store.delete(user_id, [episode_id]):
-            raise EpisodeNotFoundError(user_id, episode_id)
+        with self.tiers.lock(user_id):
+            if not self.store.delete(user_id, [episode_id]):
+                raise EpisodeNotFoundError(user_id, episode_id)
+            self._forget_evidence(user_id, {episode_id})
+
+    def _forget_evidence(self, user_id: str, episode_ids: set[str]) -> None:
+        """Drop deleted episodes from derived items; items left with no evidence go too."""
+        profile, graph = self.tiers.get(user_id)
+        changed, emptied = profile.remove_evidence(episode_ids)
+        self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
+        self.derived.delete(STATEMENTS, user_id, emptied)
+        for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
+            touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
+            self.derived.delete(kind, user_id, [x.id for x in touched if set(x.evidence_ids) <= episode_ids])
+            kept = [replace(x, evidence_ids=tuple(i for i in x.evidence_ids if i not in episode_ids))
+                    for x in touched if not set(x.evidence_ids) <= episode_ids]
+            if kind == RELATIONS:
+                self.derived.upsert(kind, [graph.relation_row(x, graph.relation_vectors[x.id]) for x in kept])
+            else:
+                self.derived.upsert(kind, [graph.entity_row(x) for x in kept])
+        self.tiers.drop(user_id)
 
     def delete_user(self, user_id: str) -> int:
-        """Remove everything of a user from every table and index; return the episode count."""
+        """Remove everything of a user from every tier, table and index; return the episode count."""
         check_id(user_id)
-        return self.store.delete_user(user_id)
+        with self.tiers.lock(user_id):
+            self.derived.delete_user(user_id)
+            self.tiers.drop(user_id)
+            count = self.store.delete_user(user_id)
+            self.derived.optimize(timedelta(0), purge=True)
+            return count
+
+    # --- derived tiers: consolidation, profile, knowledge graph -----------------
+    def consolidate(self, user_id: str | None = None) -> dict[str, int]:
+        """Turn the episodes added since the last run into profile statements and graph facts.
+
+        Incremental (from each user's watermark), idempotent (a second run adds
+        nothing) and safe to interrupt (a rerun after a crash neither duplicates
+        nor skips). ``None`` consolidates every user. Returns counts: episodes,
+        candidates, added, merged, closed, entities/relations touched, and
+        ``llm_calls``/``fallbacks`` when a chat model is set.
+        """
+        from memagent.graphs.maintain import build_consolidate_graph
+
+        graph = self._graph("consolidate", lambda: build_consolidate_graph(
+            self.store, self.tiers, self.embedder, self.config.consolidation, self.llm))
+        users = [check_id(user_id)] if user_id is not None else self.users()
+        total: Counter[str] = Counter()
+        for user in users:
+            with self.tiers.lock(user):
+                while True:
+                    try:
+                        out = graph.invoke({"user_id": user})
+                    except BaseException:
+                        self.tiers.drop(user)  # memory may hold changes that were never written
+                        raise
+                    total.update(out["counts"])
+                    if not out["episodes"]:
+                        break
+        return dict(total)
+
+    def pending(self, user_id: str) -> int:
+        """How many of a user's episodes wait for consolidation."""
+        index = self.store.user_index(check_id(user_id))
+        return int((index.seqs > self.derived.watermark(user_id)).sum())
+
+    def profile(self, user_id: str, at: Any = None) -> list[Statement]:
+        """A user's profile statements and session summaries valid at ``at`` (default: now)."""
+        check_id(user_id)
+        when = to_datetime(at) if at is not None else self.clock()
+        profile = self.tiers.profile(user_id)
+        found = [profile.statements[n] for n in profile.active(when)]
+        return sorted(found, key=lambda s: (s.kind == "summary", s.valid_from, s.text))
+
+    def entity(self, user_id: str, name: str) -> Entity | None:
+        """The graph entity a name denotes ("Ana", "my sister Ana", "Ana's"), if any."""
+        return self.tiers.graph(check_id(user_id)).find(name)
+
+    def facts(self, user_id: str, entity: str, at: Any = None) -> list[Relation]:
+        """Relations of an entity valid at ``at`` (default: currently open ones)."""
+        graph = self.tiers.graph(check_id(user_id))
+        found = graph.find(entity)
+        return graph.facts(found.id, to_datetime(at) if at is not None else None) if found else []
+
+    def neighbours(self, user_id: str, entity: str, at: Any = None) -> list[tuple[Relation, Entity]]:
+        """Each valid relation of an entity with the entity at its other end."""
+        graph = self.tiers.graph(check_id(user_id))
+        found = graph.find(entity)
+        return graph.neighbours(found.id, to_datetime(at) if at is not None else None) if found else []
+
+    def paths(self, user_id: str, source: str, target: str, max_hops: int = 3) -> list[list[Relation]]:
+        """Chains of current relations linking two entities, shortest first."""
+        graph = self.tiers.graph(check_id(user_id))
+        a, b = graph.find(source), graph.find(target)
+        return graph.paths(a.id, b.id, max_hops) if a and b else []
+
+    def describe(self, user_id: str, relation: Relation) -> str:
+        """A relation as text, with its validity: "Sam lives in Lisbon (since 2 March 2024)"."""
+        graph = self.tiers.graph(check_id(user_id))
+        names = graph.entities
+        text = f"{names[relation.source].name} {relation.relation.replace('_', ' ')} {names[relation.target].name}"
+        span = f"since {relation.valid_from:%-d %B %Y}"
+        if relation.valid_to is not None:
+            span = f"{relation.valid_from:%-d %B %Y} to {relation.valid_to:%-d %B %Y}"
+        return f"{text} ({span})"
+
+    def search_facts(self, user_id: str, query: str, k: int = 10) -> list[FactHit]:
+        """Profile statements and graph facts nearest to ``query``, each with its source episodes."""
+        from memagent.graphs.search import derived_hits
+
+        check_id(user_id)
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
+        vector = self.embedder.embed([query.strip()])[0]
+        return [FactHit(item, score, self.store.get(user_id, list(item.evidence_ids)))
+                for item, score in derived_hits(self.tiers, user_id, vector, k)]
 
     # --- reading ----------------------------------------------------------------
     def search(self, user_id: str, query: str, k: int = 10, since: Any = None, until: Any = None,
@@ -152,12 +271,49 @@ class Memory:
 
         settings = retrieval or self.config.retrieval
         graph = self._graph(("search", chosen, settings), lambda: build_search_graph(
-            self.store, self.embedder, settings, chosen))
+            self.store, self.embedder, settings, chosen, self.tiers))
         state = {"user_id": user_id, "query": query.strip(), "k": k, "use_time": use_time,
                  "now": to_datetime(now) if now is not None else self.clock(),
                  "since": to_datetime(since) if since is not None else None,
                  "until": to_datetime(until) if until is not None else None}
         return graph.invoke(state)["hits"]
+
+    def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Answer:
+        """Answer a question from the user's memory, by route, with evidence and a trace id.
+
+        ``at`` is when the question is asked (default: the clock); relative times in
+        the question are read against it. ``route`` forces a route instead of the
+        routing policy. No chat model: an extractive answer, or "Not mentioned in
+        memory." when the evidence is weak.
+
+        >>> memory.ask("sam", "When did I adopt Biscuit?").text   # doctest: +SKIP
+        '1 March 2024'
+        """
+        check_id(user_id)
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("question must be a non-empty string")
+        from memagent.graphs.answer import build_answer_graph
+        from memagent.routing import Router
+
+        graph = self._graph("answer", lambda: build_answer_graph(self, Router(self.embedder, self.llm)))
+        now = to_datetime(at) if at is not None else self.clock()
+        state = {"user_id": user_id, "question": question.strip(), "now": now}
+        if route is not None:
+            try:
+                state["forced"] = Route(route)
+            except ValueError:
+                raise InvalidInputError(f"unknown route {route!r}; one of {[r.value for r in Route]}") from None
+        return graph.invoke(state)["answer"]
+
+    def speakers(self, user_id: str) -> set[str]:
+        """The speaker names (roles) in a user's episodes."""
+        table = self.store.user_index(check_id(user_id)).table
+        return set(table.column("role").unique().to_pylist()) if table.num_rows else set()
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two texts under the memory's embedder."""
+        va, vb = self.embedder.embed([a, b])
+        return float(va @ vb)
 
     def get(self, user_id: str, episode_id: str) -> Episode:
         """One episode by id; ``UnknownUserError`` or ``EpisodeNotFoundError`` if absent."""
@@ -211,6 +367,7 @@ class Memory:
     def optimize(self) -> None:
         """Compact storage and refresh indexes now (also done every few writes)."""
         self.store.optimize()
+        self.derived.optimize(self.store.keep_versions)
 
     def close(self) -> None:
         """Release the graphs; the data directory stays as it is."""

@@ -1,0 +1,161 @@
+"""The consolidation workflow, one batch per run: load -> extract -> embed -> absorb -> link -> summarise -> write.
+
+load takes the user's next episodes past the watermark (in write order);
+extract turns each into statements (the chat model if one is set, validated,
+else or on bad output the rule extractor, the fallback counted); absorb folds
+them into the profile (merge, supersede, add) and link into the knowledge
+graph; summarise rewrites the extractive summary of each session touched;
+write upserts every changed row and only then moves the watermark. A crash
+before the watermark moves means the batch runs again: ids are deterministic
+and evidence already present changes nothing, so the rerun adds no duplicate.
+``Memory.consolidate`` runs it until no episode is left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, TypedDict
+
+import numpy as np
+from langgraph.graph import END, START, StateGraph
+
+from memagent.config import ConsolidationSettings
+from memagent.embeddings import Embedder
+from memagent.extraction import extract
+from memagent.extraction_llm import llm_extract
+from memagent.llm import ChatAdapter
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS
+from memagent.store.lance import LanceStore
+from memagent.tiers.cache import DerivedTiers
+from memagent.tiers.profile import to_row as statement_row
+from memagent.types import Candidate, Episode, Relation
+
+
+class MaintainState(TypedDict, total=False):
+    user_id: str
+    episodes: list[Episode]
+    last_seq: int
+    candidates: list[Candidate]
+    vectors: np.ndarray
+    statements: set[str]
+    entities: set[str]
+    relations: dict[str, Relation]
+    counts: Counter[str]
+
+
+def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Embedder,
+                            settings: ConsolidationSettings, llm: ChatAdapter) -> Any:
+    """Compile the consolidation graph (one batch of one user per invocation)."""
+    derived = tiers.store
+
+    def load(state: MaintainState) -> MaintainState:
+        user_id = state["user_id"]
+        mark = derived.watermark(user_id)
+        index = store.user_index(user_id)
+        order = np.argsort(index.seqs, kind="stable")
+        fresh = [n for n in order if index.seqs[n] > mark][:settings.batch_episodes]
+        episodes = [index.episode(index.ids[n]) for n in fresh]
+        last = int(index.seqs[fresh[-1]]) if fresh else mark
+        return {"episodes": episodes, "last_seq": last, "counts": Counter(episodes=len(episodes))}
+
+    def has_work(state: MaintainState) -> str:
+        return "extract" if state["episodes"] else END
+
+    def extract_node(state: MaintainState) -> MaintainState:
+        counts, candidates = state["counts"], []
+        for episode in state["episodes"]:
+            ruled = extract(episode)
+            found = None
+            if llm.enabled:
+                found = llm_extract(llm, episode, ruled[0].subject if ruled else episode.role)
+                counts["llm_calls"] += 1
+                if found is None:
+                    counts["fallbacks"] += 1
+                elif found and ruled:  # the graph still reads its relations from the rules
+                    found = [_with_triples(found[0], ruled), *found[1:]]
+            candidates += ruled if found is None else found
+        counts["candidates"] = len(candidates)
+        return {"candidates": candidates, "counts": counts}
+
+    def embed(state: MaintainState) -> MaintainState:
+        texts = [c.text for c in state["candidates"]]
+        return {"vectors": embedder.embed(texts) if texts else np.zeros((0, embedder.dimension), np.float32)}
+
+    def absorb(state: MaintainState) -> MaintainState:
+        profile = tiers.profile(state["user_id"])
+        changed = profile.absorb(state["candidates"], state["vectors"], settings.merge_similarity)
+        counts = state["counts"]
+        counts.update(Counter(changed.values()))
+        return {"statements": set(changed), "counts": counts}
+
+    def link(state: MaintainState) -> MaintainState:
+        graph = tiers.graph(state["user_id"])
+        names = {(t.subject, "person") for c in state["candidates"] for t in c.triples}
+        names |= {(t.object, t.object_type) for c in state["candidates"] for t in c.triples}
+        unknown = sorted(n for n in names if graph.resolve(n[0], n[1], lambda *_: None) is None)
+        vectors = dict(zip(unknown, embedder.embed([n for n, _ in unknown]))) if unknown else {}
+        entities: set[str] = set()
+        relations: dict[str, Relation] = {}
+
+        def entity(name: str, kind: str, evidence: str) -> str:
+            vector = vectors.get((name, kind))
+            known = graph.resolve(name, kind, lambda *_: graph.nearest_entity(
+                vector, kind, settings.entity_similarity) if vector is not None else None)
+            if vector is None and known is not None:
+                vector = graph.entity_vectors[known]
+            made = graph.upsert_entity(name, kind, evidence, vector, known)
+            entities.add(made.id)
+            return made.id
+
+        for c in state["candidates"]:
+            for t in c.triples:
+                source = entity(t.subject, "person", c.episode_id)
+                target = entity(t.object, t.object_type, c.episode_id)
+                for r in graph.relate(t, source, target, c.event_time, c.episode_id, c.confidence):
+                    relations[r.id] = r
+        counts = state["counts"]
+        counts["entities_touched"], counts["relations_touched"] = len(entities), len(relations)
+        return {"entities": entities, "relations": relations, "counts": counts}
+
+    def summarise(state: MaintainState) -> MaintainState:
+        user_id, profile = state["user_id"], tiers.profile(state["user_id"])
+        changed = set(state["statements"])
+        for session_id in dict.fromkeys(e.session_id for e in state["episodes"]):
+            ids = store.ordered_ids(user_id, session_id)
+            first = store.get(user_id, ids[:1])
+            made = profile.summarise(session_id, ids, first[0].event_time, settings.summary_sentences) if first else None
+            if made is not None:
+                changed.add(made[0].id)
+        return {"statements": changed}
+
+    def write(state: MaintainState) -> MaintainState:
+        user_id = state["user_id"]
+        profile, graph = tiers.get(user_id)
+        rows = [statement_row(profile.get(i), profile.vector(i)) for i in sorted(state["statements"])]
+        derived.upsert(STATEMENTS, rows)
+        derived.upsert(ENTITIES, [graph.entity_row(graph.entities[i]) for i in sorted(state["entities"])])
+        fresh = [r for r in state["relations"].values() if r.id not in graph.relation_vectors]
+        if fresh:
+            graph.relation_vectors.update(zip((r.id for r in fresh), embedder.embed([r.text for r in fresh])))
+        derived.upsert(RELATIONS, [graph.relation_row(r, graph.relation_vectors[r.id])
+                                   for r in state["relations"].values()])
+        derived.set_watermark(user_id, state["last_seq"])
+        return {}
+
+    graph = StateGraph(MaintainState)
+    for name, node in (("load", load), ("extract", extract_node), ("embed", embed), ("absorb", absorb),
+                       ("link", link), ("summarise", summarise), ("write", write)):
+        graph.add_node(name, node)
+    graph.add_edge(START, "load")
+    graph.add_conditional_edges("load", has_work, ["extract", END])
+    for a, b in (("extract", "embed"), ("embed", "absorb"), ("absorb", "link"), ("link", "summarise"),
+                 ("summarise", "write")):
+        graph.add_edge(a, b)
+    graph.add_edge("write", END)
+    return graph.compile()
+
+
+def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
+    from dataclasses import replace
+
+    return replace(candidate, triples=tuple(t for c in ruled for t in c.triples))

@@ -1,0 +1,58 @@
+"""One user's derived tiers in memory: the profile and the graph, loaded lazily.
+
+Entries are keyed by user id only and built from that user's rows only;
+consolidation updates them in place under the user's lock; a delete drops them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, DerivedStore
+from memagent.tiers.knowledge import UserGraph
+from memagent.tiers.profile import UserProfile
+
+
+class DerivedTiers:
+    """LRU of users' ``UserProfile`` and ``UserGraph``, plus a lock per user."""
+
+    def __init__(self, store: DerivedStore, dimension: int, max_users: int = 128) -> None:
+        self.store = store
+        self.dimension = dimension
+        self.max_users = max_users
+        self._entries: OrderedDict[str, tuple[UserProfile, UserGraph]] = OrderedDict()
+        self._locks: dict[str, threading.RLock] = {}
+        self._lock = threading.Lock()
+
+    def lock(self, user_id: str) -> threading.RLock:
+        """The lock held while a user's derived tiers change."""
+        with self._lock:
+            return self._locks.setdefault(user_id, threading.RLock())
+
+    def get(self, user_id: str) -> tuple[UserProfile, UserGraph]:
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is not None:
+                self._entries.move_to_end(user_id)
+                return entry
+        profile = UserProfile.from_arrow(user_id, self.store.rows(STATEMENTS, user_id), self.dimension)
+        graph = UserGraph.from_arrow(user_id, self.store.rows(ENTITIES, user_id), self.store.rows(RELATIONS, user_id))
+        with self._lock:
+            entry = self._entries.setdefault(user_id, (profile, graph))
+            while len(self._entries) > self.max_users:
+                self._entries.popitem(last=False)
+        return entry
+
+    def profile(self, user_id: str) -> UserProfile:
+        return self.get(user_id)[0]
+
+    def graph(self, user_id: str) -> UserGraph:
+        return self.get(user_id)[1]
+
+    def drop(self, user_id: str | None = None) -> None:
+        with self._lock:
+            if user_id is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(user_id, None)

@@ -1,0 +1,160 @@
+"""The profile tier: time-valid statements about a user, and session summaries.
+
+A ``UserProfile`` is one user's statements with their vectors, loaded from the
+``statements`` table. ``absorb`` folds freshly extracted candidates in, as
+the consolidation policy decides: near duplicates are merged (evidence united,
+confidence raised), a contradicted statement is closed (``valid_to``) and a
+new one opened, nothing is overwritten. It returns the statements that
+changed, for the caller to write. Statement ids derive from the user, the
+episode and the text, so re-absorbing the same candidate after a crash finds
+the statement it already wrote.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from memagent.policies import consolidation as policy
+from memagent.types import Candidate, Category, Statement
+
+_NAMESPACE = uuid.UUID("0b6f43a2-6a8d-4f7e-9a1e-52c9d8f0e7b4")
+
+
+def statement_id(user_id: str, key: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{user_id}\x00{key}"))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def to_row(statement: Statement, vector: np.ndarray) -> dict:
+    return {"id": statement.id, "user_id": statement.user_id, "subject": statement.subject,
+            "text": statement.text, "category": statement.category.value, "confidence": statement.confidence,
+            "evidence_ids": list(statement.evidence_ids), "valid_from": statement.valid_from,
+            "valid_to": statement.valid_to, "session_id": statement.session_id, "slot": statement.slot,
+            "value": statement.value, "vector": vector.astype(np.float32)}
+
+
+def from_row(row: dict) -> Statement:
+    return Statement(id=row["id"], user_id=row["user_id"], subject=row["subject"] or "", text=row["text"],
+                     category=Category(row["category"]), confidence=float(row["confidence"]),
+                     evidence_ids=tuple(row["evidence_ids"] or ()), valid_from=_aware(row["valid_from"]),
+                     valid_to=_aware(row["valid_to"]), session_id=row["session_id"] or "",
+                     slot=row["slot"], value=row["value"])
+
+
+class UserProfile:
+    """One user's statements and summaries, with vectors, in memory."""
+
+    def __init__(self, user_id: str, statements: Sequence[Statement], vectors: np.ndarray) -> None:
+        self.user_id = user_id
+        self.statements: list[Statement] = list(statements)
+        self.vectors = vectors.reshape(len(self.statements), -1) if len(self.statements) else vectors
+        self.row_of = {s.id: n for n, s in enumerate(self.statements)}
+
+    @classmethod
+    def from_arrow(cls, user_id: str, table: pa.Table, dimension: int) -> UserProfile:
+        rows = table.to_pylist()
+        vectors = (np.asarray([r["vector"] for r in rows], dtype=np.float32) if rows
+                   else np.zeros((0, dimension), dtype=np.float32))
+        return cls(user_id, [from_row(r) for r in rows], vectors)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def get(self, statement_id: str) -> Statement | None:
+        n = self.row_of.get(statement_id)
+        return None if n is None else self.statements[n]
+
+    def _put(self, statement: Statement, vector: np.ndarray) -> None:
+        n = self.row_of.get(statement.id)
+        if n is None:
+            self.row_of[statement.id] = len(self.statements)
+            self.statements.append(statement)
+            self.vectors = np.vstack([self.vectors.reshape(-1, vector.shape[0]), vector[None, :]])
+        else:
+            self.statements[n] = statement
+
+    def vector(self, statement_id: str) -> np.ndarray:
+        return self.vectors[self.row_of[statement_id]]
+
+    def active(self, at: datetime | None = None) -> list[int]:
+        """Rows of the statements valid at ``at`` (default: currently open ones)."""
+        if at is None:
+            return [n for n, s in enumerate(self.statements) if s.valid_to is None]
+        return [n for n, s in enumerate(self.statements) if s.valid_at(at)]
+
+    # --- consolidation -----------------------------------------------------------
+    def absorb(self, candidates: Sequence[Candidate], vectors: np.ndarray,
+               merge_similarity: float) -> dict[str, str]:
+        """Fold candidates in; return ``{statement id: what happened}`` for those that changed."""
+        changed: dict[str, str] = {}
+        for candidate, vector in zip(candidates, vectors):
+            rows = self.active()
+            active = [self.statements[n] for n in rows]
+            decision = policy.decide(candidate, vector, active, self.vectors[rows] if rows else self.vectors,
+                                     merge_similarity=merge_similarity)
+            if decision.kind == policy.KNOWN:
+                continue
+            if decision.kind == policy.MERGE:
+                old = self.get(decision.target)
+                if candidate.episode_id in old.evidence_ids:
+                    continue
+                self._put(replace(old, evidence_ids=old.evidence_ids + (candidate.episode_id,),
+                                  confidence=policy.raise_confidence(old.confidence, candidate.confidence)),
+                          self.vector(old.id))
+                changed.setdefault(old.id, "merged")
+                continue
+            if decision.kind == policy.SUPERSEDE:
+                old = self.get(decision.target)
+                self._put(replace(old, valid_to=candidate.event_time), self.vector(old.id))
+                changed[old.id] = "closed"
+            new = self._from_candidate(candidate)
+            if new.id not in self.row_of:
+                self._put(new, vector)
+                changed[new.id] = "added"
+        return changed
+
+    def _from_candidate(self, c: Candidate) -> Statement:
+        return Statement(id=statement_id(self.user_id, f"{c.episode_id}\x00{c.text}"), user_id=self.user_id,
+                         subject=c.subject, text=c.text, category=c.category, confidence=c.confidence,
+                         evidence_ids=(c.episode_id,), valid_from=c.event_time, session_id=c.session_id,
+                         slot=c.slot, value=c.value)
+
+    def summarise(self, session_id: str, episode_ids: Sequence[str], when: datetime,
+                  sentences: int) -> tuple[Statement, np.ndarray] | None:
+        """An extractive summary of a session from its statements, stored in this tier."""
+        rows = [n for n in self.active() if self.statements[n].session_id == session_id
+                and self.statements[n].category is not Category.SUMMARY]
+        if not rows:
+            return None
+        order = policy.summary_order(self.vectors[rows], [self.statements[n].confidence for n in rows])
+        chosen = sorted(rows[i] for i in order[:sentences])
+        text = " ".join(self.statements[n].text.rstrip(".") + "." for n in chosen)
+        summary = Statement(id=statement_id(self.user_id, f"summary\x00{session_id}"), user_id=self.user_id,
+                            subject="", text=f"Session of {when:%-d %B %Y}: {text}", category=Category.SUMMARY,
+                            confidence=1.0, evidence_ids=tuple(episode_ids), valid_from=when,
+                            session_id=session_id)
+        vector = self.vectors[chosen].mean(axis=0)
+        vector = vector / (float(np.linalg.norm(vector)) or 1.0)
+        self._put(summary, vector.astype(np.float32))
+        return summary, vector
+
+    def remove_evidence(self, episode_ids: set[str]) -> tuple[list[str], list[str]]:
+        """Drop deleted episodes from evidence; return (changed ids, ids left without evidence)."""
+        changed, emptied = [], []
+        for n, s in enumerate(self.statements):
+            if episode_ids & set(s.evidence_ids):
+                kept = tuple(i for i in s.evidence_ids if i not in episode_ids)
+                self.statements[n] = replace(s, evidence_ids=kept)
+                (changed if kept else emptied).append(s.id)
+        return changed, emptied

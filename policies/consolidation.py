@@ -1,0 +1,93 @@
+"""What to consolidate, and how a new statement joins a profile. Pure: no I/O.
+
+``due`` picks the users whose unconsolidated episodes are numerous or old
+enough. ``decide`` compares one extracted statement with the subject's active
+statements: a near duplicate in the same category is merged (evidence united,
+confidence raised); the same exclusive slot with another value supersedes the
+old statement, which is closed, never overwritten; anything else is new.
+
+>>> from datetime import datetime, timezone
+>>> t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+>>> due({"ann": (3, t), "bob": (0, None)}, t, min_new=1, max_delay_s=3600)
+['ann']
+>>> round(raise_confidence(0.6, 0.5), 2)
+0.8
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from memagent.types import Candidate, Category, Statement
+
+MERGE, SUPERSEDE, NEW, KNOWN = "merge", "supersede", "new", "known"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one candidate: ``kind`` and the statement it concerns, if any."""
+
+    kind: str
+    target: str | None = None
+    similarity: float = 0.0
+
+
+def due(pending: Mapping[str, tuple[int, datetime | None]], now: datetime, *,
+        min_new: int = 1, max_delay_s: float = 0.0) -> list[str]:
+    """Users to consolidate now: at least ``min_new`` new episodes, or any older than ``max_delay_s``."""
+    chosen = []
+    for user, (count, oldest) in sorted(pending.items()):
+        if count <= 0:
+            continue
+        waited = (now - oldest).total_seconds() if oldest is not None else 0.0
+        if count >= min_new or waited >= max_delay_s:
+            chosen.append(user)
+    return chosen
+
+
+def raise_confidence(old: float, new: float) -> float:
+    """Independent evidence: 1 - (1 - old)(1 - new), capped below certainty."""
+    return min(0.99, 1.0 - (1.0 - old) * (1.0 - new))
+
+
+def decide(candidate: Candidate, vector: np.ndarray, active: Sequence[Statement],
+           vectors: np.ndarray, *, merge_similarity: float = 0.86) -> Decision:
+    """Merge, supersede or add ``candidate`` given the subject's active statements and their vectors."""
+    same = [n for n, s in enumerate(active) if s.subject == candidate.subject and s.category is not Category.SUMMARY]
+    if not same:
+        return Decision(NEW)
+    sims = vectors[same] @ vector
+    for n in np.argsort(-sims):
+        statement = active[same[n]]
+        if candidate.episode_id in statement.evidence_ids and sims[n] >= merge_similarity:
+            return Decision(KNOWN, statement.id, float(sims[n]))
+    if candidate.slot is not None and candidate.value:
+        for n in same:
+            old = active[n]
+            if old.slot == candidate.slot and old.value and _norm(old.value) != _norm(candidate.value) \
+                    and old.valid_from <= candidate.event_time:
+                return Decision(SUPERSEDE, old.id)
+    best = int(np.argmax(sims))
+    statement = active[same[best]]
+    if sims[best] >= merge_similarity and statement.category is candidate.category \
+            and _norm(statement.value or "") == _norm(candidate.value or ""):
+        return Decision(MERGE, statement.id, float(sims[best]))
+    return Decision(NEW)
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.lower().split())
+
+
+def summary_order(vectors: np.ndarray, confidences: Sequence[float]) -> list[int]:
+    """Rows ranked for an extractive summary: central to the session and confident first."""
+    if not len(confidences):
+        return []
+    centroid = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(centroid)) or 1.0
+    score = (vectors @ (centroid / norm)) * np.asarray(confidences, dtype=np.float32)
+    return [int(i) for i in np.argsort(-score, kind="stable")]

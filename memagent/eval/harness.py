@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memagent.answering import TokenCounter
 from memagent.eval import locomo, longmemeval
 from memagent.eval.metrics import (
     bleu1,
@@ -50,20 +51,6 @@ class Answer:
 
 
 AnswerFn = Callable[[Any, str, str, datetime], Answer]
-
-
-class TokenCounter:
-    """Counts tokens with the embedder's own WordPiece tokenizer (a real tokenizer, offline)."""
-
-    def __init__(self) -> None:
-        from transformers import AutoTokenizer
-
-        from memagent.embeddings import packaged_model_path
-
-        self._tokenizer = AutoTokenizer.from_pretrained(packaged_model_path(), local_files_only=True)
-
-    def __call__(self, texts: Iterable[str]) -> int:
-        return sum(len(self._tokenizer.tokenize(t)) for t in texts)
 
 
 def extractive_answer(k: int = 100, context_hits: int = 10) -> AnswerFn:

@@ -1,0 +1,46 @@
+"""When an answer abstains, and how much of each tier a route reads. Pure: no I/O.
+
+Abstain when nothing was found, when the best evidence is only loosely related
+to the question, or when the question is about one person and the evidence
+that answers it was said by another person about themselves (a classic
+false-premise question: "What did Ann adopt?" when it was Bob who did).
+
+>>> abstain(best_similarity=0.2, named={"ann"}, speaker="ann", mentions_named=True, min_similarity=0.3)
+(True, 'weak evidence')
+>>> abstain(best_similarity=0.6, named={"ann"}, speaker="bob", mentions_named=False, min_similarity=0.3)
+(True, 'the evidence is about bob, not ann')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memagent.types import Route
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """What a route reads: episode hits, profile statements, graph facts, and the weight of facts."""
+
+    episodes: int
+    statements: int
+    graph_facts: int
+    fact_weight: float
+
+
+PLANS: dict[Route, RoutePlan] = {
+    Route.EXTRACTION: RoutePlan(episodes=10, statements=3, graph_facts=0, fact_weight=0.3),
+    Route.ABSTRACTION: RoutePlan(episodes=6, statements=10, graph_facts=3, fact_weight=0.8),
+    Route.GENERALIZATION: RoutePlan(episodes=6, statements=8, graph_facts=8, fact_weight=0.6),
+}
+
+
+def abstain(*, best_similarity: float, named: set[str], speaker: str, mentions_named: bool,
+            min_similarity: float) -> tuple[bool, str]:
+    """Whether to answer "not mentioned in memory", and why."""
+    if best_similarity < min_similarity:
+        return True, "weak evidence"
+    speaker = speaker.lower()
+    if named and speaker and speaker not in named and not mentions_named:
+        return True, f"the evidence is about {speaker}, not {', '.join(sorted(named))}"
+    return False, ""

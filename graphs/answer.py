@@ -124,7 +124,8 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         result = Answer(text=state["text"], route=decision.route, evidence=state["used"],
                         abstained=state["abstained"], trace_id=str(uuid.uuid4()),
                         latency_ms=(time.perf_counter() - state["started"]) * 1000,
-                        context_tokens=state["tokens"], llm_calls=state["llm_calls"],
+                        context_tokens=state["tokens"],
+                        llm_calls=state["llm_calls"] + int(memory.llm.enabled),  # + the routing call
                         temporal=decision.temporal, reason=state["reason"])
         memory.derived.upsert(TRACES, [{
             "id": result.trace_id, "user_id": state["user_id"], "question": state["question"],

@@ -101,8 +101,8 @@ def _show_consolidation(memory: Any, user: str) -> None:
                   f"confidence {s.confidence:.2f}, {len(s.evidence_ids)} evidence)")
     me = memory.entity(user, user)
     if me is not None:
-        print(f"\nknowledge graph facts about {me.name}:")
-        for relation in memory.facts(user, me.name)[:8]:
+        print(f"\nknowledge graph facts about {me.name} (closed ones show when they ended):")
+        for relation in sorted(memory.tiers.graph(user).facts_ever(me.id), key=lambda r: r.valid_from)[:10]:
             print(f"  {memory.describe(user, relation)}")
 
 

@@ -75,7 +75,8 @@ def split_sentences(text: str) -> list[str]:
 
 _INTERJECTION = re.compile(
     r"^(?:(?:hey|hi|hello|wow|whoa|oh|ooh|yeah|yes|yep|yup|haha|lol|well|so|ah|aw+|omg|ok|okay|hmm|btw|fyi|"
-    r"and|but|plus|anyway|by the way|also|honestly|man|dude|congrats)\b[\s,!.:;-]*"
+    r"and|but|plus|anyway|by the way|also|honestly|man|dude|congrats|"
+    r"(?:big|good|great|other|some|exciting|sad|bad|fun)\s+news)\b[\s,!.:;-]*"
     r"(?:[A-Z][a-z]+[,!.]+(?:\s+|$))?)+", re.I)
 _CLAUSE_BREAK = re.compile(r"\s+[-–—]+\s+|;\s+|:\s+")
 
@@ -142,6 +143,10 @@ def _absolute(rng: TimeRange) -> tuple[str, str] | None:
     return prep or "in", str(rng.start.year)
 
 
+_FUTURE = re.compile(r"\b(?:will|'ll|’ll|going to|gonna|plan(?:s|ning)?|about to|upcoming|soon|can't wait|"
+                     r"(?:I|we)\s+(?:start|begin|leave|fly|move)s?)\b", re.I)
+
+
 def resolve_dates(sentence: str, episode: Episode) -> str:
     """Replace relative time expressions by absolute dates, read against the event time.
 
@@ -150,7 +155,7 @@ def resolve_dates(sentence: str, episode: Episode) -> str:
     >>> resolve_dates("I've run daily since last month.", Episode("e", "u", "s", "Jo", "", now, now))
     "I've run daily since April 2023."
     """
-    for rng in find_time_ranges(sentence, episode.event_time):
+    for rng in find_time_ranges(sentence, episode.event_time, future=bool(_FUTURE.search(sentence))):
         found = _absolute(rng)
         match = re.search(rf"(?<!\w){re.escape(rng.expression)}(?!\w)", sentence)
         if found and match:
@@ -304,7 +309,8 @@ def confidence(sentence: str) -> float:
 _PROPER = r"(?!I\b|I['’])[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?|de\s+|the\s+)?(?!I\b|I['’])[A-Z][\w'’-]*)*"
 _HOME = re.compile(rf"\b(?:I|[Ww]e)\s+(?:now\s+|still\s+|currently\s+)?(?:live|living|moved|relocated)\s+"
                    rf"(?:in|to)\s+(?P<x>{_PROPER})")
-_EMPLOYER = re.compile(rf"\bI\s+(?:now\s+|still\s+|currently\s+)?work(?:ing)?\s+(?:at|for)\s+(?P<x>{_PROPER})")
+_EMPLOYER = re.compile(rf"\bI\s+(?:now\s+|still\s+|currently\s+)?(?:work(?:ing)?|start(?:ed)?|began|begin)\s+"
+                       rf"(?:from home\s+)?(?:as\s+an?\s+[a-z -]{{1,40}}?\s+)?(?:at|for)\s+(?P<x>{_PROPER})")
 _JOBS = (r"teacher|nurse|doctor|engineer|developer|programmer|designer|artist|writer|author|chef|cook|"
          r"lawyer|accountant|manager|consultant|student|coach|trainer|counsel(?:l)?or|therapist|"
          r"scientist|researcher|professor|journalist|photographer|musician|dancer|actor|actress|"
@@ -432,12 +438,16 @@ def speaker_name(episode: Episode) -> str:
     """The name statements use: the role, or for a generic "user" the caller's name."""
     if episode.role.lower() in _GENERIC_ROLES:
         return str(episode.metadata.get("name") or "The user")
-    return episode.role
+    return episode.role if not episode.role.islower() else episode.role.title()
 
 
 def _finish(text: str) -> str:
     text = text.strip().rstrip("!.;:, ") + "."
     return text[0].upper() + text[1:]
+
+
+_SLOT_CATEGORY = {"home": Category.LOCATION, "employer": Category.WORK, "job": Category.WORK,
+                  "partner": Category.RELATIONSHIP}
 
 
 def _candidate(group: list[str], episode: Episode, name: str, other: str | None) -> Candidate:
@@ -449,7 +459,8 @@ def _candidate(group: list[str], episode: Episode, name: str, other: str | None)
     slot = read_slot(personal)
     return Candidate(
         subject=name, text=" ".join(_finish(rewrite_pronouns(s, name, other)) for s in dated),
-        category=categorize(personal), confidence=confidence(personal), episode_id=episode.id,
+        category=_SLOT_CATEGORY.get(slot[0], categorize(personal)) if slot else categorize(personal),
+        confidence=confidence(personal), episode_id=episode.id,
         session_id=episode.session_id, event_time=episode.event_time, slot=slot[0] if slot else None,
         value=slot[1] if slot else None, triples=read_triples(personal, name, slot))
 

@@ -105,8 +105,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def find_time_ranges(text: str, now: datetime) -> list[TimeRange]:
-    """Resolve the time expressions of ``text`` against ``now`` into event-time ranges."""
+def find_time_ranges(text: str, now: datetime, future: bool = False) -> list[TimeRange]:
+    """Resolve the time expressions of ``text`` against ``now`` into event-time ranges.
+
+    A bare month or weekday ("in January", "on Saturday") is read as the last one
+    before ``now``, as questions about memories mean; ``future=True`` reads it as
+    the next one, as in a plan ("In January I start a new job").
+    """
     now = to_datetime(now)
     taken: list[tuple[int, int]] = []
     ranges: list[TimeRange] = []
@@ -116,6 +121,8 @@ def find_time_ranges(text: str, now: datetime) -> list[TimeRange]:
             if any(span[0] < end and start < span[1] for start, end in taken):
                 continue
             resolved = _resolve(kind, match, now)
+            if future and resolved is not None and kind in _AHEAD:
+                resolved = _AHEAD[kind](match, now, resolved)
             if resolved is not None:
                 taken.append(span)
                 start, end = resolved
@@ -226,6 +233,20 @@ def _resolve_year(m: re.Match[str], now: datetime) -> tuple[datetime, datetime]:
         return start, max(start + relativedelta(years=1), _day(now.date(), now.tzinfo) + timedelta(days=1))
     return start, start + relativedelta(years=1)
 
+
+def _ahead_month(m: re.Match[str], now: datetime, past: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+    if m.group("which").lower() in ("in", "during", "of") and past[1] <= now:
+        return past[0] + relativedelta(years=1), past[1] + relativedelta(years=1)
+    return past
+
+
+def _ahead_weekday(m: re.Match[str], now: datetime, past: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+    if m.group("which").lower() == "on" and past[1] <= now:
+        return past[0] + timedelta(days=7), past[1] + timedelta(days=7)
+    return past
+
+
+_AHEAD = {"relative_month": _ahead_month, "relative_weekday": _ahead_weekday}
 
 _RESOLVERS = {
     "iso": _resolve_full_date,

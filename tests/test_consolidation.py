@@ -132,8 +132,9 @@ def test_derived_items_are_searchable_and_map_back_to_episodes(memory):
     ids = say(memory, "u", "s1", "2024-03-02", "I work from home as a data analyst at Northwind.",
               "The weather was grey all day.")
     memory.consolidate("u")
-    [top, *_] = memory.search_facts("u", "What is Sam's job?", k=3)
-    assert "analyst" in top.item.text and [e.id for e in top.episodes] == [ids[0]]
+    found = memory.search_facts("u", "What is Sam's job?", k=3)
+    assert any("analyst" in f.item.text for f in found[:2])  # the statement, maybe after the works_at fact
+    assert [e.id for e in found[0].episodes] == [ids[0]]
     hits = memory.search("u", "What is Sam's job?", k=2)
     assert hits[0].episode.id == ids[0] and Signal.FACT in hits[0].signals
     plain = memory.search("u", "What is Sam's job?", k=2, signals={"lexical", "vector"})

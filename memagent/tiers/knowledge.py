@@ -182,6 +182,10 @@ class UserGraph:
         keys += [k for _, _, k in self.graph.in_edges(entity_id, keys=True)]
         return [r for r in (self.relations[k] for k in keys) if self._valid(r, at)]
 
+    def facts_ever(self, entity_id: str) -> list[Relation]:
+        """Every relation of an entity, closed ones included."""
+        return [r for r in self.relations.values() if entity_id in (r.source, r.target)]
+
     def neighbours(self, entity_id: str, at: datetime | None = None) -> list[tuple[Relation, Entity]]:
         """Each valid relation of an entity with the entity at its other end."""
         out = []

@@ -58,6 +58,20 @@ class AnswerSettings(BaseModel):
     min_similarity: float = Field(0.25, ge=-1, le=1, description="abstain when the answering sentence is less similar to the question")
 
 
+class ScheduleSettings(BaseModel):
+    """Background jobs (``Memory.start()`` or ``memagent serve``); intervals in seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    consolidate_every_s: float = Field(300.0, gt=0, description="look for users due for consolidation this often")
+    forget_every_s: float = Field(86_400.0, gt=0, description="run the forgetting policy over every user this often")
+    maintain_every_s: float = Field(3_600.0, gt=0, description="compact storage and refresh indexes this often")
+    job_store: str = Field("memory", description='"memory", or a SQLAlchemy URL for a persistent job store')
+    max_retries: int = Field(5, ge=0, description="a failing job is retried this many times before it waits for its next run")
+    backoff_s: float = Field(30.0, gt=0, description="first retry delay; doubles on each retry")
+    backoff_max_s: float = Field(3_600.0, gt=0, description="longest retry delay")
+
+
 class Config(BaseModel):
     """Everything ``Memory`` needs; every field has an embedded default.
 
@@ -76,3 +90,4 @@ class Config(BaseModel):
     storage: StorageSettings = StorageSettings()
     consolidation: ConsolidationSettings = ConsolidationSettings()
     answer: AnswerSettings = AnswerSettings()
+    schedule: ScheduleSettings = ScheduleSettings()

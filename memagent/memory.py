@@ -364,6 +364,12 @@ class Memory:
             raise UnknownUserError(user_id)
 
     # --- upkeep and lifetime ----------------------------------------------------
+    def refresh(self) -> None:
+        """See rows that other processes wrote to the same data directory since this one opened it."""
+        self.store.refresh()
+        self.derived.refresh()
+        self.tiers.drop()
+
     def optimize(self) -> None:
         """Compact storage and refresh indexes now (also done every few writes)."""
         self.store.optimize()

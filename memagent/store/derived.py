@@ -105,6 +105,12 @@ class DerivedStore:
                  .where(f"user_id = {sql_str(user_id)}", prefilter=True).select(["id", "_score"]).limit(k))
         return [(r["id"], float(r["_score"])) for r in query.to_list()]
 
+    def refresh(self) -> None:
+        """Move every table to its latest version (rows other processes wrote)."""
+        with self._lock:
+            for table in self.tables.values():
+                table.checkout_latest()
+
     def delete(self, kind: str, user_id: str, ids: Sequence[str]) -> None:
         if ids:
             id_list = ", ".join(sql_str(i) for i in ids)

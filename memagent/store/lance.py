@@ -216,6 +216,12 @@ class LanceStore:
                 warnings.simplefilter("ignore", UserWarning)
                 self.episodes.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)
 
+    def refresh(self) -> None:
+        """See what other processes wrote: move to the table's latest version, drop cached copies."""
+        with self._lock:
+            self.episodes.checkout_latest()
+            self._users.drop()
+
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete episodes of one user by id; return how many existed."""
         with self._lock:

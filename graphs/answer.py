@@ -101,18 +101,20 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
                 return {"text": reply, "abstained": reply.startswith(answering.NOT_IN_MEMORY.rstrip(".")),
                         "reason": "chat model", "llm_calls": 1}
         named = answering.names_in(question, memory.speakers(state["user_id"]))
-        text, item = answering.extractive(question, decision.route, state["used"][:settings.answer_evidence],
-                                          decision.temporal, sentence_similarity, named)
-        if item is None:
+        ranked = answering.ranked_sentences(question, state["used"][:settings.answer_evidence],
+                                            decision.temporal, sentence_similarity)
+        if not ranked:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0}
         top = [e.text for e in state["hits"][:3]]
         vectors = memory.embedder.embed([question, *top])
         similarity = float((vectors[1:] @ vectors[0]).max()) if top else 0.0
-        stop, reason = policy.abstain(best_similarity=similarity, named=named if len(named) == 1 else set(),
-                                      speaker=item.role, mentions_named=bool(answering.names_in(item.text, named)),
-                                      min_similarity=settings.min_similarity)
+        stop, reason = policy.abstain(best_similarity=similarity, min_similarity=settings.min_similarity,
+                                      about_named=answering.about(ranked, named, policy.SPEAKER_MARGIN),
+                                      named=named)
         if stop:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0}
+        ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN)
+        text, _ = answering.extractive(question, decision.route, ranked, decision.temporal)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0}
 
     def sentence_similarity(question: str, sentences: list[str]) -> list[float]:

@@ -103,12 +103,10 @@ def candidate_sentences(item: Evidence) -> list[str]:
 
 
 def ranked_sentences(question: str, evidence: Sequence[Evidence], temporal: bool,
-                     similarity: Callable[[str, list[str]], list[float]] | None = None,
-                     speakers: set[str] = frozenset()) -> list[tuple[float, str, Evidence]]:
-    """Evidence sentences ranked by meaning (``similarity``), shared words, evidence rank, speaker.
+                     similarity: Callable[[str, list[str]], list[float]] | None = None) -> list[tuple[float, str, Evidence]]:
+    """Evidence sentences ranked by meaning (``similarity``), shared words and evidence rank.
 
-    A sentence said by (or about) a person the question names gains; so does one
-    holding a time expression when the question is about time.
+    A sentence holding a time expression gains when the question is about time.
     """
     wanted = {_stem(w) for w in content_words(question)}
     top = max((e.score for e in evidence), default=0.0) or 1.0
@@ -119,8 +117,6 @@ def ranked_sentences(question: str, evidence: Sequence[Evidence], temporal: bool
         words = {_stem(w) for w in content_words(sentence)}
         score = cosine + 0.3 * len(wanted & words) / max(1, len(wanted)) + 0.3 * max(0.0, item.score) / top
         score -= 0.02 * rank
-        if speakers and (item.role.lower() in speakers or names_in(sentence, speakers)):
-            score += 0.15
         if _SECOND_PERSON.search(sentence) and not _FIRST_PERSON.search(sentence):
             score -= 0.15  # about the listener: the speaker reacting, rarely the fact asked for
         if temporal and item.event_time and find_time_ranges(sentence, item.event_time):
@@ -191,16 +187,42 @@ def span_answer(question: str, sentence: str, max_words: int = 6) -> str:
     return sentence
 
 
-def extractive(question: str, route: Route, evidence: Sequence[Evidence], temporal: bool,
-               similarity: Callable[[str, list[str]], list[float]] | None = None,
-               speakers: set[str] = frozenset()) -> tuple[str, Evidence | None]:
-    """The LLM-free answer and the evidence it came from.
+def about(ranked: Sequence[tuple[float, str, Evidence]], named: set[str], margin: float) -> bool:
+    """Whether the best evidence concerns the one person the question names.
+
+    True when no single person is named, when the best sentence was said by or
+    names that person, or when a sentence by or about them trails it by at most
+    ``margin``. False means the question puts someone else's story on that
+    person, the classic false premise.
+    """
+    if len(named) != 1 or not ranked:
+        return True
+    top = ranked[0][0]
+    for score, sentence, item in ranked:
+        if top - score > margin:
+            return False
+        if item.role.lower() in named or names_in(sentence, named):
+            return True
+    return False
+
+
+def speaker_first(ranked: list[tuple[float, str, Evidence]], named: set[str], bonus: float) -> list[tuple[float, str, Evidence]]:
+    """The ranking with sentences by or about the named people lifted by ``bonus``."""
+    if not named:
+        return ranked
+    lifted = [(score + bonus if item.role.lower() in named or names_in(sentence, named) else score, sentence, item)
+              for score, sentence, item in ranked]
+    return sorted(lifted, key=lambda x: -x[0])
+
+
+def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evidence]],
+               temporal: bool) -> tuple[str, Evidence | None]:
+    """The LLM-free answer from ranked evidence sentences, and the evidence it came from.
 
     A date question gets the resolved date of the best sentence; an abstraction
     question the new words of the few best sentences, comma-separated (it asks
     for several things); any other question the new words of the best sentence.
     """
-    ranked = ranked_sentences(question, evidence, temporal, similarity, speakers)
     if not ranked:
         return NOT_IN_MEMORY, None
     _, sentence, item = ranked[0]

@@ -1,9 +1,11 @@
-"""The ``memagent`` command line: demo, add, search, export, import, delete-user, eval.
+"""The ``memagent`` command line: demo, add, search, export, import, delete-user, eval, serve.
 
     memagent demo
     memagent --data-dir ./mem add alice "I adopted a dog named Rex" --timestamp 2023-05-08
     memagent --data-dir ./mem search alice "What is my dog called?"
     memagent eval locomo locomo10.json --out runs/locomo
+    memagent --data-dir ./mem serve --consolidate-every 60      # until SIGINT or SIGTERM
+    memagent --data-dir ./mem serve --once                      # each job once (cron)
 """
 
 from __future__ import annotations
@@ -178,6 +180,58 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from pydantic import ValidationError
+
+    from memagent.config import Config, ScheduleSettings
+    from memagent.errors import ConfigError
+    from memagent.scheduler import JOBS, MemoryScheduler
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    given = {"consolidate_every_s": args.consolidate_every, "forget_every_s": args.forget_every,
+             "maintain_every_s": args.maintain_every, "job_store": args.job_store}
+    try:  # checked before the embedder loads
+        settings = ScheduleSettings(**{**Config().schedule.model_dump(),
+                                       **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as exc:
+        raise ConfigError(f"serve: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    memory = _memory(args)
+    failed = 0
+    try:
+        scheduler = MemoryScheduler(memory, settings)
+        if args.once:
+            for name in JOBS:
+                try:
+                    scheduler.run_now(name)
+                except Exception:  # logged with its traceback by the scheduler
+                    failed += 1
+        else:
+            stop = threading.Event()
+            handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                scheduler.start()
+                print(f"memagent serve: {args.data_dir}: consolidate every {settings.consolidate_every_s:g} s, "
+                      f"forget every {settings.forget_every_s:g} s, maintain every {settings.maintain_every_s:g} s; "
+                      "SIGINT or SIGTERM stops", flush=True)
+                while not stop.wait(0.5):
+                    pass
+                print("memagent serve: stopping (waiting for a running job)", flush=True)
+            finally:
+                scheduler.stop(wait=True)
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+    finally:
+        memory.close()
+    print(f"memagent serve: done; {scheduler.summary()}", flush=True)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memagent", description="Lifelong personal memory for LLM assistants.")
     parser.add_argument("--data-dir", default=None, help=f"data directory or LanceDB URI (default ./{DEFAULT_DATA_DIR})")
@@ -230,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("user")
     delete.add_argument("--yes", action="store_true")
     delete.set_defaults(func=cmd_delete_user)
+
+    serve = sub.add_parser("serve", help="run consolidation, forgetting and maintenance on a schedule")
+    serve.add_argument("--consolidate-every", type=float, metavar="S", help="seconds between consolidation runs")
+    serve.add_argument("--forget-every", type=float, metavar="S", help="seconds between forgetting runs")
+    serve.add_argument("--maintain-every", type=float, metavar="S", help="seconds between storage maintenance runs")
+    serve.add_argument("--job-store", metavar="URL", help='"memory" (default) or a SQLAlchemy URL (the sql extra)')
+    serve.add_argument("--once", action="store_true",
+                       help="run each job once and exit (for cron); exit 1 if one failed")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

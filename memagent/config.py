@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class RetrievalSettings(BaseModel):
@@ -72,6 +72,43 @@ class ScheduleSettings(BaseModel):
     backoff_max_s: float = Field(3_600.0, gt=0, description="longest retry delay")
 
 
+class ForgettingSettings(BaseModel):
+    """How memories fade (``memagent.policies.forgetting``); times in days of event time.
+
+    stability = base_days * (1 + importance_gain * importance) * (1 + reinforcement_gain) ** uses
+    / (1 + demotion) ** bad_ratings; retention = exp(-days since last use / stability).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="run the forgetting policy; False = nothing is ever archived or restored")
+    base_days: float = Field(40.0, gt=0, description="stability of an unimportant, never used memory (retention 1/e after this many days)")
+    importance_gain: float = Field(25.0, ge=0, description="stability is multiplied by 1 + this * importance (importance in [0, 1])")
+    reinforcement_gain: float = Field(0.5, ge=0, description="each use in an answer or good rating multiplies stability by 1 + this")
+    demotion: float = Field(1.0, ge=0, description="each bad rating divides stability by 1 + this")
+    archive_below: float = Field(0.15, ge=0, le=1, description="archive a memory once its retention falls below this; 0 = never archive")
+    min_age_days: float = Field(14.0, ge=0, description="memories younger than this (event time) are never archived")
+    fallback_min_similarity: float = Field(0.3, ge=-1, le=1, description="search also reads archived memories when the best active hit's cosine similarity is below this")
+
+
+class FeedbackSettings(BaseModel):
+    """How ratings and corrections adapt a user's memory and ranking."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(0.1, gt=0, le=1, description="step of the per-user signal and route weights after each rating")
+    min_weight: float = Field(0.25, gt=0, description="lower clamp of a per-user signal or route weight (1.0 = unchanged)")
+    max_weight: float = Field(4.0, gt=0, description="upper clamp of a per-user signal or route weight")
+    correction_importance: float = Field(1.0, ge=0, le=1, description="importance of the episode a correction stores (it is also pinned)")
+    demote_factor: float = Field(0.5, ge=0, le=1, description="a bad rating multiplies the ranking score of the memories it used by this, for that route")
+
+    @model_validator(mode="after")
+    def _clamps_in_order(self) -> FeedbackSettings:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight ({self.min_weight}) is above max_weight ({self.max_weight})")
+        return self
+
+
 class Config(BaseModel):
     """Everything ``Memory`` needs; every field has an embedded default.
 
@@ -91,3 +128,5 @@ class Config(BaseModel):
     consolidation: ConsolidationSettings = ConsolidationSettings()
     answer: AnswerSettings = AnswerSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    forgetting: ForgettingSettings = ForgettingSettings()
+    feedback: FeedbackSettings = FeedbackSettings()

@@ -5,10 +5,10 @@ to the question, or when the question is about one person and the evidence
 that answers it was said by another person about themselves (a classic
 false-premise question: "What did Ann adopt?" when it was Bob who did).
 
->>> abstain(best_similarity=0.2, named={"ann"}, speaker="ann", mentions_named=True, min_similarity=0.3)
+>>> abstain(best_similarity=0.2, min_similarity=0.3, about_named=True, named={"ann"})
 (True, 'weak evidence')
->>> abstain(best_similarity=0.6, named={"ann"}, speaker="bob", mentions_named=False, min_similarity=0.3)
-(True, 'the evidence is about bob, not ann')
+>>> abstain(best_similarity=0.6, min_similarity=0.3, about_named=False, named={"ann"})
+(True, 'the evidence is about someone other than ann')
 """
 
 from __future__ import annotations
@@ -35,12 +35,16 @@ PLANS: dict[Route, RoutePlan] = {
 }
 
 
-def abstain(*, best_similarity: float, named: set[str], speaker: str, mentions_named: bool,
-            min_similarity: float) -> tuple[bool, str]:
+# How far (in sentence-ranking score) the best evidence by or about the named person may
+# trail the best evidence overall before the question counts as a false premise.
+SPEAKER_MARGIN = 0.1
+
+
+def abstain(*, best_similarity: float, min_similarity: float, about_named: bool,
+            named: set[str]) -> tuple[bool, str]:
     """Whether to answer "not mentioned in memory", and why."""
     if best_similarity < min_similarity:
         return True, "weak evidence"
-    speaker = speaker.lower()
-    if named and speaker and speaker not in named and not mentions_named:
-        return True, f"the evidence is about {speaker}, not {', '.join(sorted(named))}"
+    if not about_named:
+        return True, f"the evidence is about someone other than {', '.join(sorted(named))}"
     return False, ""

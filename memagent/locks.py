@@ -1,0 +1,191 @@
+"""Per-user locks shared by every process and thread that opens one data directory.
+
+A lock is ``fcntl.flock`` on ``<data_dir>/.locks/<sha1(user_id)>.lock`` (file names
+never hold a raw user id), plus a re-entrant thread lock per user, so one thread may
+nest ``hold`` calls and other threads of the process wait like other processes do.
+The kernel drops a flock when its holder dies, so a crashed process never leaves a
+user locked. On a non-local data directory (a URI such as ``s3://...``) there is no
+shared file system: the locks only guard the threads of this process (logged once).
+
+>>> locks = UserLocks("/tmp/memagent-doc")                      # doctest: +SKIP
+>>> with locks.hold("alice", blocking=False) as held:           # doctest: +SKIP
+...     if held:
+...         memory.consolidate("alice")
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from memagent.errors import MemagentError
+
+log = logging.getLogger(__name__)
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://..., db://... (and "s3:/" from a Path)
+_POLL_S = 0.02
+
+
+class LockTimeout(MemagentError, TimeoutError):
+    """A user's lock stayed held by another process or thread past the timeout."""
+
+    def __init__(self, user_id: str, timeout: float) -> None:
+        self.user_id, self.timeout = user_id, timeout
+        super().__init__(f"user {user_id!r} is locked by another process or thread; gave up after {timeout:g} s")
+
+
+class _Slot:
+    """One lock file's state in this process: the thread lock, the open file and the nesting depth."""
+
+    __slots__ = ("thread_lock", "fd", "depth", "owner")
+
+    def __init__(self) -> None:
+        self.thread_lock = threading.RLock()
+        self.fd: int | None = None
+        self.depth = 0
+        self.owner = 0
+
+
+_slots: dict[str, _Slot] = {}
+_slots_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _slot(key: str) -> _Slot:
+    with _slots_lock:
+        return _slots.setdefault(key, _Slot())
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds no lock: close its copies of the parent's lock files."""
+    global _slots, _slots_lock
+    for slot in _slots.values():
+        if slot.fd is not None:
+            try:
+                os.close(slot.fd)
+            except OSError:
+                pass
+    _slots, _slots_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def lock_name(user_id: str) -> str:
+    """The lock file name of a user: a digest, never the raw id."""
+    return hashlib.sha1(user_id.encode("utf-8")).hexdigest() + ".lock"
+
+
+class UserLocks:
+    """Exclusive per-user locks over one data directory (local path or URI)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = str(data_dir)
+        self.local = not _URI.match(self.data_dir)
+        self.directory = Path(self.data_dir) / ".locks" if self.local else None
+        if not self.local and self.data_dir not in _warned:
+            _warned.add(self.data_dir)
+            log.warning("data directory %s is not local: per-user locks only guard this process's threads; "
+                        "run one scheduler for it", self.data_dir)
+
+    def path(self, user_id: str) -> Path | None:
+        """The lock file of a user (``None`` on a non-local data directory)."""
+        return self.directory / lock_name(user_id) if self.directory is not None else None
+
+    def _key(self, user_id: str) -> str:
+        path = self.path(user_id)
+        return str(path.resolve()) if path is not None else f"{self.data_dir}\0{user_id}"
+
+    def acquire(self, user_id: str, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a user's lock; ``False`` if busy and not ``blocking``; ``LockTimeout`` past ``timeout``."""
+        deadline = time.monotonic() + timeout if blocking and timeout is not None else None
+        slot = _slot(self._key(user_id))
+        if not blocking:
+            taken = slot.thread_lock.acquire(blocking=False)
+        else:
+            taken = slot.thread_lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not taken:
+            if blocking:
+                raise LockTimeout(user_id, timeout or 0.0)
+            return False
+        if slot.depth:  # this thread holds it already: nest
+            slot.depth += 1
+            return True
+        try:
+            if self.directory is not None:
+                slot.fd = self._lock_file(user_id, blocking, deadline, timeout)
+                if slot.fd is None:
+                    slot.thread_lock.release()
+                    return False
+            slot.depth, slot.owner = 1, threading.get_ident()
+            return True
+        except BaseException:
+            slot.thread_lock.release()
+            raise
+
+    def _lock_file(self, user_id: str, blocking: bool, deadline: float | None, timeout: float | None) -> int | None:
+        path = self.path(user_id)
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if blocking and deadline is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if not blocking:
+                            os.close(fd)
+                            return None
+                        left = deadline - time.monotonic()  # type: ignore[operator]
+                        if left <= 0:
+                            raise LockTimeout(user_id, timeout or 0.0) from None
+                        time.sleep(min(_POLL_S, left))
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a curious operator
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def release(self, user_id: str) -> None:
+        """Give back one ``acquire`` of the calling thread."""
+        slot = _slot(self._key(user_id))
+        if slot.depth <= 0 or slot.owner != threading.get_ident():
+            raise RuntimeError(f"the lock of user {user_id!r} is not held by this thread")
+        slot.depth -= 1
+        if slot.depth == 0:
+            slot.owner = 0
+            if slot.fd is not None:
+                fd, slot.fd = slot.fd, None
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(fd)
+        slot.thread_lock.release()
+
+    @contextmanager
+    def hold(self, user_id: str, blocking: bool = True, timeout: float | None = None) -> Iterator[bool]:
+        """Hold a user's lock for a block; yields ``True``, or ``False`` when busy and not ``blocking``.
+
+        Blocking (the default) waits, up to ``timeout`` seconds if given, then
+        raises ``LockTimeout``. Re-entrant within a thread.
+        """
+        if not self.acquire(user_id, blocking, timeout):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.release(user_id)

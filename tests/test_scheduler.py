@@ -1,0 +1,409 @@
+"""The scheduler: consolidate, forget and maintain jobs, per-user locks, retries, ``memagent serve``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from memagent import Memory, cli
+from memagent.config import Config, ConsolidationSettings, ScheduleSettings
+from memagent.errors import ConfigError, MemagentError
+from memagent.locks import LockTimeout, UserLocks
+from memagent.scheduler import JobError, MemoryScheduler
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS
+
+LINES = ("I live in Lisbon.", "My dog Rex loves the beach.", "I work as a nurse at Santa Maria hospital.")
+QUIET = ScheduleSettings(consolidate_every_s=3600, forget_every_s=3600, maintain_every_s=3600)
+
+
+def say(memory: Memory, user: str, *texts: str, when: str = "2024-01-01") -> list[str]:
+    return memory.add(user, [{"id": f"{user}-{i}", "role": "Sam", "text": t, "timestamp": when}
+                             for i, t in enumerate(texts)], session_id="s1")
+
+
+def settings(**kw) -> ScheduleSettings:
+    return QUIET.model_copy(update=kw)
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def derived_ids(memory: Memory, user: str) -> dict[str, list[str]]:
+    return {kind: sorted(memory.derived.rows(kind, user).column("id").to_pylist())
+            for kind in (STATEMENTS, ENTITIES, RELATIONS)}
+
+
+class Concurrency:
+    """Wraps a function; records how many calls ran at once, at most."""
+
+    def __init__(self, func=None, sleep: float = 0.0) -> None:
+        self.func, self.sleep = func, sleep
+        self.now = self.most = self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.now += 1
+            self.calls += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(self.sleep)
+            return self.func(*args, **kwargs) if self.func else None
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+# --- the jobs ------------------------------------------------------------------------
+def test_consolidate_job_consolidates_users_with_pending_episodes_once(memory):
+    say(memory, "ann", *LINES)
+    say(memory, "bob", "My sister Ana lives in Porto.")
+    scheduler = MemoryScheduler(memory, QUIET)
+    first = scheduler.run_now("consolidate")
+    assert first["users"] == 2 and first["episodes"] == 4
+    assert memory.pending("ann") == memory.pending("bob") == 0
+    assert any("Lisbon" in s.text for s in memory.profile("ann"))
+    rows = derived_ids(memory, "ann")
+    assert scheduler.run_now("consolidate") == {"users": 0, "locked": 0}  # nothing twice
+    assert derived_ids(memory, "ann") == rows
+    stats = scheduler.stats()["consolidate"]
+    assert stats["runs"] == 2 and stats["failures"] == 0 and stats["last_result"] == {"users": 0, "locked": 0}
+
+
+def test_consolidation_policy_waits_for_enough_or_old_enough_episodes(tmp_path, embedder, clock):
+    config = Config(consolidation=ConsolidationSettings(min_new_episodes=3, max_delay_s=3600))
+    with Memory(tmp_path / "d", config=config, embedder=embedder, clock=clock) as memory:
+        say(memory, "ann", "I live in Lisbon.")
+        scheduler = MemoryScheduler(memory, QUIET)
+        assert scheduler.run_now("consolidate")["users"] == 0 and memory.pending("ann") == 1
+        clock.now += timedelta(minutes=59)
+        assert scheduler.run_now("consolidate")["users"] == 0
+        clock.now += timedelta(minutes=2)  # the oldest pending episode is now over an hour old
+        assert scheduler.run_now("consolidate")["users"] == 1 and memory.pending("ann") == 0
+        say(memory, "bob", *LINES)  # three new episodes: due at once
+        assert scheduler.run_now("consolidate")["users"] == 1 and memory.pending("bob") == 0
+
+
+def test_forget_job_runs_for_every_user_under_the_user_lock(memory, monkeypatch):
+    say(memory, "ann", "I live in Lisbon.")
+    say(memory, "bob", "I live in Porto.")
+    scheduler = MemoryScheduler(memory, QUIET)
+    seen = []
+
+    def forget(user_id: str, dry_run: bool = False) -> dict[str, int]:
+        busy = []  # another thread must find the user's lock taken
+        probe = threading.Thread(target=lambda: busy.append(not UserLocks(memory.store.uri).acquire(user_id, False)))
+        probe.start()
+        probe.join()
+        seen.append((user_id, dry_run, busy[0]))
+        return {"archived": 2}
+
+    monkeypatch.setattr(memory, "forget", forget, raising=False)
+    assert scheduler.run_now("forget") == {"users": 2, "locked": 0, "archived": 4}
+    assert seen == [("ann", False, True), ("bob", False, True)]
+    monkeypatch.setattr(memory, "forget", None, raising=False)  # a Memory without forgetting
+    assert scheduler.run_now("forget")["unavailable"] == 1
+
+
+def test_maintain_job_optimizes_and_unknown_jobs_are_refused(memory, monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "optimize", lambda: calls.append(1))
+    scheduler = MemoryScheduler(memory, QUIET)
+    scheduler.run_now("maintain")
+    assert calls == [1]
+    with pytest.raises(ValueError):
+        scheduler.run_now("dance")
+
+
+# --- no overlap -----------------------------------------------------------------------
+def test_a_slow_job_never_overlaps_itself(memory, monkeypatch):
+    slow = Concurrency(sleep=0.3)
+    monkeypatch.setattr(memory, "optimize", slow)
+    scheduler = MemoryScheduler(memory, settings(maintain_every_s=0.05))
+    with scheduler:
+        wait_until(lambda: slow.calls >= 1)
+        extra = threading.Thread(target=scheduler.run_now, args=("maintain",))  # waits its turn
+        extra.start()
+        wait_until(lambda: slow.calls >= 3, timeout=20)
+        extra.join()
+    assert slow.most == 1
+    assert scheduler.stats()["maintain"]["skipped"] >= 1  # runs due while it ran were not started
+
+
+def test_two_schedulers_racing_on_one_user_never_consolidate_at_once(tmp_path, embedder, monkeypatch):
+    with Memory(tmp_path / "d", embedder=embedder) as a, Memory(tmp_path / "d", embedder=embedder) as b:
+        say(a, "ann", *LINES)
+        tracker = Concurrency(lambda real, user: real(user), sleep=0.3)
+        for memory in (a, b):
+            monkeypatch.setattr(memory, "consolidate", lambda user, real=memory.consolidate: tracker(real, user))
+        schedulers = [MemoryScheduler(a, QUIET), MemoryScheduler(b, QUIET)]
+        barrier = threading.Barrier(2)
+        results = []
+
+        def race(scheduler):
+            barrier.wait()
+            results.append(scheduler.run_now("consolidate"))
+
+        threads = [threading.Thread(target=race, args=(s,)) for s in schedulers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert tracker.most == 1
+        assert sum(r["users"] for r in results) == 1  # one did it; the other found it locked or done
+        b.refresh()
+        assert b.pending("ann") == 0
+
+
+# --- per-user locks -------------------------------------------------------------------
+HOLDER = """
+import sys
+from memagent.locks import UserLocks
+with UserLocks(sys.argv[1]).hold(sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_the_user_lock_excludes_another_process_and_skips_the_user(memory):
+    user = "ann@example.com"
+    say(memory, user, "I live in Lisbon.")
+    data = memory.store.uri
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, data, user], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        locks = UserLocks(data)
+        with locks.hold(user, blocking=False) as held:
+            assert held is False
+        with pytest.raises(LockTimeout) as caught:
+            with locks.hold(user, timeout=0.2):
+                pass
+        assert isinstance(caught.value, TimeoutError) and isinstance(caught.value, MemagentError)
+        with locks.hold("bob", blocking=False) as held:  # other users are free
+            assert held is True
+        scheduler = MemoryScheduler(memory, QUIET)
+        assert scheduler.run_now("consolidate") == {"users": 0, "locked": 1}
+        assert memory.pending(user) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert scheduler.run_now("consolidate")["users"] == 1 and memory.pending(user) == 0
+    names = os.listdir(Path(data) / ".locks")
+    assert hashlib.sha1(user.encode()).hexdigest() + ".lock" in names
+    assert not any("ann" in name for name in names)  # no raw user id on disk
+
+
+def test_user_locks_are_reentrant_in_a_thread_and_exclusive_between_threads(tmp_path):
+    locks = UserLocks(tmp_path)
+    other = UserLocks(tmp_path)  # a second instance over the same directory shares the state
+    got = []
+    with locks.hold("ann"):
+        with locks.hold("ann", blocking=False) as again:
+            assert again is True
+        probe = threading.Thread(target=lambda: got.append(other.acquire("ann", blocking=False)))
+        probe.start()
+        probe.join()
+        assert got == [False]
+    with other.hold("ann", blocking=False) as held:  # released by the outer exit only
+        assert held is True
+
+
+def test_remote_data_dirs_fall_back_to_process_locks(caplog):
+    with caplog.at_level(logging.WARNING, logger="memagent.locks"):
+        locks = UserLocks("s3://bucket/memory-test")
+    assert not locks.local and "not local" in caplog.text
+    got = []
+    with locks.hold("ann"):
+        probe = threading.Thread(target=lambda: got.append(locks.acquire("ann", blocking=False)))
+        probe.start()
+        probe.join()
+    assert got == [False]
+
+
+# --- failures and retries ---------------------------------------------------------------
+def test_a_failing_job_is_retried_with_backoff_and_the_scheduler_keeps_running(memory, monkeypatch, caplog):
+    calls: list[float] = []
+    real = memory.refresh
+
+    def flaky() -> None:
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise OSError("storage away")
+        real()
+
+    monkeypatch.setattr(memory, "refresh", flaky)
+    scheduler = MemoryScheduler(memory, settings(backoff_s=0.1, backoff_max_s=0.2, max_retries=5))
+    with caplog.at_level(logging.INFO, logger="memagent.scheduler"), scheduler:
+        wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 4)
+        assert scheduler.running
+    stats = scheduler.stats()["consolidate"]
+    assert stats["failures"] == 3 and stats["retries"] == 3 and stats["consecutive_failures"] == 0
+    assert stats["last_error"] == "OSError: storage away"
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.19  # 0.1, 0.2, then capped at 0.2
+    assert "retry 3 of 5 in 0.2 s" in caplog.text
+    assert any(r.exc_info and "storage away" in str(r.exc_info[1]) for r in caplog.records)  # with traceback
+
+
+def test_retries_stop_after_max_retries(memory, monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "refresh", lambda: (calls.append(1), 1 / 0))
+    scheduler = MemoryScheduler(memory, settings(backoff_s=0.02, max_retries=2))
+    with scheduler:
+        wait_until(lambda: len(calls) >= 3)
+        time.sleep(0.3)
+        assert scheduler.running
+    assert len(calls) == 3  # the run and two retries; then it waits for its next regular run
+    assert scheduler.stats()["consolidate"]["consecutive_failures"] == 3
+
+
+def test_a_job_killed_mid_write_and_rerun_leaves_no_duplicates(tmp_path, embedder, monkeypatch):
+    with Memory(tmp_path / "clean", embedder=embedder) as clean:
+        say(clean, "u", *LINES)
+        MemoryScheduler(clean, QUIET).run_now("consolidate")
+        expected = derived_ids(clean, "u")
+    with Memory(tmp_path / "crash", embedder=embedder) as memory:
+        say(memory, "u", *LINES)
+        real, failed = memory.derived.upsert, []
+
+        def failing(kind, rows):
+            if kind == RELATIONS and not failed:
+                failed.append(kind)
+                raise OSError("disk full")
+            real(kind, rows)
+
+        monkeypatch.setattr(memory.derived, "upsert", failing)
+        scheduler = MemoryScheduler(memory, settings(backoff_s=0.05))
+        with scheduler:  # the first run fails mid-write; its retry finishes the work
+            wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 2)
+        stats = scheduler.stats()["consolidate"]
+        assert failed and stats["failures"] == 1 and stats["consecutive_failures"] == 0
+        assert "disk full" in stats["last_error"]
+        assert derived_ids(memory, "u") == expected and memory.pending("u") == 0
+
+
+def test_run_now_raises_the_failure_of_a_user_and_does_the_others(memory, monkeypatch):
+    say(memory, "ann", "I live in Lisbon.")
+    say(memory, "bob", "I live in Porto.")
+    real = memory.consolidate
+
+    def consolidate(user):
+        if user == "ann":
+            raise RuntimeError("bad user data")
+        return real(user)
+
+    monkeypatch.setattr(memory, "consolidate", consolidate)
+    scheduler = MemoryScheduler(memory, QUIET)
+    with pytest.raises(JobError, match="1 of 2 users"):
+        scheduler.run_now("consolidate")
+    assert memory.pending("ann") == 1 and memory.pending("bob") == 0
+    assert scheduler.stats()["consolidate"]["failures"] == 1
+
+
+# --- lifetime -------------------------------------------------------------------------------
+def test_start_and_stop_are_idempotent_and_stop_waits_for_the_running_job(memory, monkeypatch):
+    started, finished = threading.Event(), threading.Event()
+    real = memory.refresh
+
+    def slow_refresh() -> None:
+        started.set()
+        time.sleep(0.4)
+        real()
+        finished.set()
+
+    monkeypatch.setattr(memory, "refresh", slow_refresh)
+    scheduler = MemoryScheduler(memory, QUIET)
+    assert not scheduler.running
+    scheduler.start()
+    scheduler.start()
+    assert scheduler.running and set(scheduler.next_runs()) == {"consolidate", "forget", "maintain"}
+    assert started.wait(10)
+    scheduler.stop()
+    assert finished.is_set() and not scheduler.running  # the running job ended first
+    scheduler.stop()
+    assert scheduler.next_runs() == {}
+    with scheduler:  # and it starts again
+        assert scheduler.running
+    assert not scheduler.running
+
+
+def test_sql_job_store_is_named_in_a_clear_error_when_sqlalchemy_is_missing(memory, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)
+    with pytest.raises(ConfigError, match=r"memagent\[sql\]"):
+        MemoryScheduler(memory, settings(job_store="sqlite:///jobs.db"))
+    with pytest.raises(ConfigError, match="SQLAlchemy URL"):
+        MemoryScheduler(memory, settings(job_store="postgres"))
+
+
+def test_sql_job_store_runs_stored_jobs_and_keeps_next_run_times(memory, tmp_path):
+    pytest.importorskip("sqlalchemy")
+    say(memory, "ann", "I live in Lisbon.")
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    scheduler = MemoryScheduler(memory, settings(job_store=url))
+    with scheduler:
+        wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 1)
+        forget_at = scheduler.next_runs()["forget"]
+    assert memory.pending("ann") == 0
+    again = MemoryScheduler(memory, settings(job_store=url))  # a restart: same key, stored jobs
+    assert again.key == scheduler.key
+    with again:
+        assert again.next_runs()["forget"] == forget_at
+
+
+# --- memagent serve -----------------------------------------------------------------------
+def test_serve_once_runs_each_job_and_exits(tmp_path, embedder, capsys, monkeypatch):
+    data = tmp_path / "d"
+    with Memory(data, embedder=embedder) as memory:
+        say(memory, "ann", *LINES)
+        monkeypatch.setattr(Memory, "forget", lambda self, user_id, dry_run=False: {"archived": 0}, raising=False)
+    assert cli.main(["--data-dir", str(data), "serve", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "consolidate: 1 runs, 0 failed" in out and "maintain: 1 runs, 0 failed" in out
+    with Memory(data, embedder=embedder) as memory:
+        assert memory.pending("ann") == 0 and memory.profile("ann")
+    assert cli.main(["--data-dir", str(data), "serve", "--once", "--consolidate-every", "-1"]) == 2
+
+
+def test_serve_stops_cleanly_on_sigterm_and_its_work_is_persisted(tmp_path, embedder):
+    data = tmp_path / "d"
+    with Memory(data, embedder=embedder) as memory:
+        say(memory, "ann", *LINES)
+    out, err = open(tmp_path / "out.txt", "w+"), open(tmp_path / "err.txt", "w+")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "memagent.cli", "--data-dir", str(data), "serve",
+                               "--consolidate-every", "0.5"], stdout=out, stderr=err, env=env)
+    try:
+        with Memory(data, embedder=embedder) as watcher:
+            def consolidated() -> bool:
+                assert server.poll() is None, Path(err.name).read_text()
+                watcher.refresh()
+                return watcher.pending("ann") == 0
+            wait_until(consolidated, timeout=120)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    text = Path(out.name).read_text()
+    assert "SIGINT or SIGTERM stops" in text and "memagent serve: done; consolidate:" in text
+    assert " 0 failed" in text
+    with Memory(data, embedder=embedder) as reopened:
+        assert reopened.pending("ann") == 0
+        assert any("Lisbon" in s.text for s in reopened.profile("ann"))

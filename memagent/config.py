@@ -118,7 +118,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: Path = Path("memagent-data")
+    data_dir: str | Path = Field("memagent-data", description="a local directory, or a LanceDB URI such as s3://bucket/path")
     embedder_path: str | None = Field(None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
     max_message_chars: int = Field(32_000, ge=1)
     max_batch: int = Field(10_000, ge=1, description="messages per add() call")

@@ -23,6 +23,7 @@ from memagent.config import Config, RetrievalSettings
 from memagent.embeddings import Embedder, SentenceTransformerEmbedder
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
 from memagent.llm import ChatAdapter
+from memagent.locks import UserLocks
 from memagent.portable import dump_lines, read_episodes
 from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, DerivedStore
 from memagent.store.lance import LanceStore
@@ -52,7 +53,7 @@ class Memory:
                  embedder: Embedder | None = None, llm: Any | None = None, clock: Clock = _utc_now) -> None:
         config = config or Config()
         if data_dir is not None:
-            config = config.model_copy(update={"data_dir": Path(data_dir)})
+            config = config.model_copy(update={"data_dir": data_dir if "://" in str(data_dir) else Path(data_dir)})
         self.config = config
         self.clock = clock
         self.embedder = embedder or SentenceTransformerEmbedder(config.embedder_path)
@@ -66,6 +67,8 @@ class Memory:
             keep_versions_hours=storage.keep_versions_hours,
         )
         self.derived = DerivedStore(self.store.db, self.embedder.dimension)
+        self.locks = UserLocks(self.store.uri)
+        self._scheduler: Any = None
         self.tiers = DerivedTiers(self.derived, self.embedder.dimension)
         self.llm = ChatAdapter(llm)
         self._graphs: dict[Any, Any] = {}
@@ -131,7 +134,7 @@ class Memory:
     def delete(self, user_id: str, episode_id: str) -> None:
         """Delete one episode; raise ``EpisodeNotFoundError`` if it does not exist."""
         self._require_user(user_id)
-        with self.tiers.lock(user_id):
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
             if not self.store.delete(user_id, [episode_id]):
                 raise EpisodeNotFoundError(user_id, episode_id)
             self._forget_evidence(user_id, {episode_id})
@@ -156,7 +159,7 @@ class Memory:
     def delete_user(self, user_id: str) -> int:
         """Remove everything of a user from every tier, table and index; return the episode count."""
         check_id(user_id)
-        with self.tiers.lock(user_id):
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
             self.derived.delete_user(user_id)
             self.tiers.drop(user_id)
             count = self.store.delete_user(user_id)
@@ -180,7 +183,7 @@ class Memory:
         users = [check_id(user_id)] if user_id is not None else self.users()
         total: Counter[str] = Counter()
         for user in users:
-            with self.tiers.lock(user):
+            with self.locks.hold(user), self.tiers.lock(user):
                 while True:
                     try:
                         out = graph.invoke({"user_id": user})
@@ -194,8 +197,17 @@ class Memory:
 
     def pending(self, user_id: str) -> int:
         """How many of a user's episodes wait for consolidation."""
+        return self.pending_since(user_id)[0]
+
+    def pending_since(self, user_id: str) -> tuple[int, datetime | None]:
+        """How many of a user's episodes wait for consolidation, and when the oldest was stored."""
         index = self.store.user_index(check_id(user_id))
-        return int((index.seqs > self.derived.watermark(user_id)).sum())
+        waiting = index.seqs > self.derived.watermark(user_id)
+        if not waiting.any():
+            return 0, None
+        ingest = index.table.column("ingest_time").to_pylist()
+        oldest = min(t for t, w in zip(ingest, waiting) if w)
+        return int(waiting.sum()), oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
 
     def profile(self, user_id: str, at: Any = None) -> list[Statement]:
         """A user's profile statements and session summaries valid at ``at`` (default: now)."""
@@ -375,8 +387,27 @@ class Memory:
         self.store.optimize()
         self.derived.optimize(self.store.keep_versions)
 
+    def start(self, settings: Any = None) -> Any:
+        """Run consolidation, forgetting and maintenance in the background (APScheduler).
+
+        ``settings`` (a ``ScheduleSettings``) defaults to ``config.schedule``. Returns the
+        ``MemoryScheduler``; ``stop()`` or leaving ``with Memory(...)`` stops it cleanly.
+        """
+        from memagent.scheduler import MemoryScheduler
+
+        if self._scheduler is None:
+            self._scheduler = MemoryScheduler(self, settings)
+        self._scheduler.start()
+        return self._scheduler
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop the background jobs (waiting for a running one); nothing is lost."""
+        if self._scheduler is not None:
+            self._scheduler.stop(wait=wait)
+
     def close(self) -> None:
-        """Release the graphs; the data directory stays as it is."""
+        """Stop background jobs and release the graphs; the data directory stays as it is."""
+        self.stop()
         self._graphs.clear()
 
     def __enter__(self) -> Memory:

@@ -41,8 +41,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 
 from memagent.config import ScheduleSettings
 from memagent.errors import ConfigError, InvalidInputError, MemagentError
@@ -54,7 +52,6 @@ log = logging.getLogger(__name__)
 JOBS = ("consolidate", "forget", "maintain")
 SQL_EXTRA = 'pip install "memagent[sql]"'
 _ENTRY = "memagent.scheduler:run_stored_job"  # what a job store holds: a textual reference
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _registry: dict[str, MemoryScheduler] = {}
 _registry_lock = threading.Lock()
@@ -329,10 +326,7 @@ class MemoryScheduler:
         memory = self.memory
         memory.refresh()
         settings = memory.config.consolidation
-        pending: dict[str, tuple[int, datetime | None]] = {}
-        for user in memory.users():
-            count = memory.pending(user)
-            pending[user] = (count, self._oldest_pending(user) if count else None)
+        pending = {user: memory.pending_since(user) for user in memory.users()}
         chosen = due(pending, self.clock(), min_new=settings.min_new_episodes, max_delay_s=settings.max_delay_s)
         return self._per_user("consolidate", chosen, memory.consolidate)
 
@@ -373,15 +367,3 @@ class MemoryScheduler:
             raise JobError(f"{name} failed for {len(errors)} of {len(users)} users "
                            f"(first: {type(first).__name__}: {first})") from first
         return dict(totals)
-
-    def _oldest_pending(self, user: str) -> datetime | None:
-        """When the user's oldest unconsolidated episode was stored (None if unknown)."""
-        try:
-            index = self.memory.store.user_index(user)
-            fresh = index.seqs > self.memory.derived.watermark(user)
-            if not fresh.any():
-                return None
-            micros = np.asarray(index.table.column("ingest_time").cast(pa.int64()).to_numpy())
-            return _EPOCH + timedelta(microseconds=int(micros[fresh].min()))
-        except (AttributeError, KeyError, pa.ArrowException):  # a store without ingest times
-            return None

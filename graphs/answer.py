@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -25,7 +25,7 @@ from langgraph.graph import END, START, StateGraph
 from memagent import answering
 from memagent.policies import answering as policy
 from memagent.policies.routing import RouteDecision
-from memagent.store.derived import TRACES
+from memagent.store.derived import TRACES, USAGE
 from memagent.types import Answer, Evidence, Relation, Route, Statement
 
 
@@ -58,19 +58,29 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         decision = router.route(state["question"])
         if state.get("forced") is not None and state["forced"] is not decision.route:
             decision = replace(decision, route=state["forced"], reason="forced by the caller")
+        elif decision.reason != "llm":  # routes this user rated badly weigh less
+            learned = memory.tiers.usage(state["user_id"])
+            weighted = {r: score * learned.weight(f"route:{r.value}") for r, score in decision.scores.items()}
+            best = max(weighted, key=weighted.get, default=decision.route)
+            if weighted and weighted[best] > weighted.get(decision.route, 0.0):
+                decision = replace(decision, route=best, reason="learned from feedback")
         return {"decision": decision, "started": started}
 
     def retrieve(state: AnswerState) -> AnswerState:
         user_id, question, decision = state["user_id"], state["question"], state["decision"]
         plan = policy.PLANS[decision.route]
         tuned = memory.config.retrieval.model_copy(update={"fact_weight": plan.fact_weight})
-        hits = memory.search(user_id, question, k=plan.episodes, now=state["now"], retrieval=tuned)
+        superseded, stale = _superseded(memory.tiers.profile(user_id), state["now"])
+        hits = memory.search(user_id, question, k=plan.episodes + len(stale), now=state["now"], retrieval=tuned,
+                             route=decision.route, until=state["now"] + timedelta(days=1))
+        hits = [h for h in hits if h.episode.id not in stale][:plan.episodes]
         episodes = [Evidence("episode", h.episode.id, h.episode.text, h.score, (h.episode.id,), h.episode.role,
-                             h.episode.event_time) for h in hits]
+                             h.episode.event_time, tuple(h.signal_names)) for h in hits]
         facts = memory.search_facts(user_id, question, k=2 * (plan.statements + plan.graph_facts))
         chosen = [f for f in facts if not isinstance(f.item, Relation)][:plan.statements]
         chosen += [f for f in facts if isinstance(f.item, Relation)][:plan.graph_facts]
-        derived = [_evidence(f.item, f.score) for f in chosen]
+        derived = [_evidence(f.item, f.score) for f in chosen if f.item.id not in superseded
+                   and (f.item.valid_from is None or f.item.valid_from <= state["now"])]
         if plan.graph_facts:
             graph = memory.tiers.graph(user_id)
             seen = {e.id for e in derived}
@@ -101,11 +111,15 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
                 return {"text": reply, "abstained": reply.startswith(answering.NOT_IN_MEMORY.rstrip(".")),
                         "reason": "chat model", "llm_calls": 1}
         named = answering.names_in(question, memory.speakers(state["user_id"]))
+        current = _slot_value(memory.tiers.profile(state["user_id"]), policy.slot_asked(question), named, state["now"])
+        if current is not None:
+            return {"text": current.value, "abstained": False, "reason": f"profile: {current.slot}", "llm_calls": 0,
+                    "used": [_evidence(current, 1.0), *state["used"]]}
         ranked = answering.ranked_sentences(question, state["used"][:settings.answer_evidence],
                                             decision.temporal, sentence_similarity)
         if not ranked:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0}
-        top = [e.text for e in state["hits"][:3]]
+        top = [e.text for e in state["hits"][:3] + state["derived"][:2]]
         vectors = memory.embedder.embed([question, *top])
         similarity = float((vectors[1:] @ vectors[0]).max()) if top else 0.0
         stop, reason = policy.abstain(best_similarity=similarity, min_similarity=settings.min_similarity,
@@ -132,9 +146,15 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         memory.derived.upsert(TRACES, [{
             "id": result.trace_id, "user_id": state["user_id"], "question": state["question"],
             "route": decision.route.value, "answer": result.text, "abstained": result.abstained,
-            "evidence": json.dumps([[e.kind, e.id] for e in result.evidence]), "episode_ids": result.episode_ids,
+            "evidence": json.dumps([[e.kind, e.id, list(e.signals)] for e in result.evidence]),
+            "episode_ids": result.episode_ids,
             "asked_at": state["now"], "latency_ms": result.latency_ms, "context_tokens": result.context_tokens,
             "llm_calls": result.llm_calls}])
+        if not result.abstained:  # a use reinforces the memories the answer rested on
+            usage = memory.tiers.usage(state["user_id"])
+            items = [e for e in result.evidence if e.kind in ("episode", "statement")]
+            changed = usage.used([e.id for e in items], {e.id: e.kind for e in items}, state["now"])
+            memory.derived.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
         return {"answer": result}
 
     graph = StateGraph(AnswerState)
@@ -146,6 +166,29 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         graph.add_edge(a, b)
     graph.add_edge("trace", END)
     return graph.compile()
+
+
+def _slot_value(profile: Any, slot: str | None, named: set[str], now: datetime) -> Statement | None:
+    """The statement holding the asked-for exclusive attribute at ``now`` (the latest one)."""
+    if slot is None:
+        return None
+    valid = [profile.statements[n] for n in profile.active(now)]
+    found = [s for s in valid if s.slot == slot and s.value and (not named or s.subject.lower() in named)]
+    return max(found, key=lambda s: s.valid_from, default=None)
+
+
+def _superseded(profile: Any, now: datetime) -> tuple[set[str], set[str]]:
+    """Statements of an exclusive slot closed by ``now``, and the episodes that only they rest on.
+
+    "I live in Lisbon" stops being evidence for "where do I live?" once "we moved to
+    Porto" closed it; asked at a date before the move, it still is.
+    """
+    closed = [s for s in profile.statements if s.slot and s.valid_to is not None and s.valid_to <= now]
+    if not closed:
+        return set(), set()
+    still = {i for n in profile.active(now) if profile.statements[n].kind == "statement"
+             for i in profile.statements[n].evidence_ids}
+    return {s.id for s in closed}, {i for s in closed for i in s.evidence_ids if i not in still}
 
 
 def _evidence(item: Statement | Relation, score: float) -> Evidence:

@@ -14,6 +14,8 @@ and evidence already present changes nothing, so the rerun adds no duplicate.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypedDict
 
 import numpy as np
@@ -24,10 +26,14 @@ from memagent.embeddings import Embedder
 from memagent.extraction import extract
 from memagent.extraction_llm import llm_extract
 from memagent.llm import ChatAdapter
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS
+from memagent.policies import forgetting
+from memagent.policies.forgetting import Decision, asks_to_remember, importance_of_episode, importance_of_statement
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE
 from memagent.store.lance import LanceStore
 from memagent.tiers.cache import DerivedTiers
+from memagent.tiers.profile import UserProfile
 from memagent.tiers.profile import to_row as statement_row
+from memagent.tiers.usage import Usage, UserUsage
 from memagent.types import Candidate, Episode, Relation
 
 
@@ -139,6 +145,7 @@ def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Em
             graph.relation_vectors.update(zip((r.id for r in fresh), embedder.embed([r.text for r in fresh])))
         derived.upsert(RELATIONS, [graph.relation_row(r, graph.relation_vectors[r.id])
                                    for r in state["relations"].values()])
+        derived.upsert(USAGE, [u.row(user_id) for u in note_importance(tiers.usage(user_id), state, profile)])
         derived.set_watermark(user_id, state["last_seq"])
         return {}
 
@@ -156,6 +163,61 @@ def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Em
 
 
 def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
-    from dataclasses import replace
-
     return replace(candidate, triples=tuple(t for c in ruled for t in c.triples))
+
+
+def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile) -> list[Usage]:
+    """How much each episode of the batch and each new statement matters, for forgetting."""
+    categories: dict[str, list] = {}
+    for c in state["candidates"]:
+        categories.setdefault(c.episode_id, []).append(c.category)
+    changed = []
+    for e in state["episodes"]:
+        pinned = asks_to_remember(e.text) or bool(e.metadata.get("pinned"))
+        importance = 1.0 if pinned else importance_of_episode(e.text, categories.get(e.id, []))
+        changed.append(usage.note(e.id, "episode", e.event_time, importance, pinned))
+    for statement_id in state["statements"]:
+        s = profile.get(statement_id)
+        if s is not None and s.kind == "statement":
+            changed.append(usage.note(s.id, "statement", s.valid_from, importance_of_statement(s.category, s.confidence)))
+    return changed
+
+
+class ForgetState(TypedDict, total=False):
+    user_id: str
+    now: datetime
+    dry_run: bool
+    decisions: list[Decision]
+
+
+def build_forget_graph(tiers: DerivedTiers, settings: Any) -> Any:
+    """Compile the forgetting graph: assess -> apply (skipped on a dry run).
+
+    assess builds each memory's state (importance, uses, feedback, whether a
+    statement is closed) and asks the forgetting policy; apply writes the archive
+    flags that change. Closed statements are history: never archived.
+    """
+
+    def assess(state: ForgetState) -> ForgetState:
+        usage, profile = tiers.usage(state["user_id"]), tiers.profile(state["user_id"])
+        closed = {s.id for s in profile.statements if s.valid_to is not None}
+        items = [u.state(closed=u.item_id in closed) for u in usage.records.values()]
+        return {"decisions": forgetting.decide(items, state["now"], settings)}
+
+    def should_apply(state: ForgetState) -> str:
+        return END if state.get("dry_run") else "apply"
+
+    def apply(state: ForgetState) -> ForgetState:
+        usage = tiers.usage(state["user_id"])
+        changed = [usage.put(replace(usage.records[d.item_id], archived=d.action == forgetting.ARCHIVE, reason=d.reason))
+                   for d in state["decisions"] if d.changes]
+        tiers.store.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
+        return {}
+
+    graph = StateGraph(ForgetState)
+    graph.add_node("assess", assess)
+    graph.add_node("apply", apply)
+    graph.add_edge(START, "assess")
+    graph.add_conditional_edges("assess", should_apply, ["apply", END])
+    graph.add_edge("apply", END)
+    return graph.compile()

@@ -47,13 +47,23 @@ class SearchState(TypedDict, total=False):
     ranges: list[TimeRange]
     vector: np.ndarray
     found: dict[Signal, list[tuple[str, float]]]
+    route: str | None
+    include_archived: bool
+    hidden: set[str]
     fused: dict[str, policy.Scored]
     hits: list[SearchHit]
 
 
 def build_search_graph(store: LanceStore, embedder: Embedder, settings: RetrievalSettings,
-                       signals: frozenset[Signal] = frozenset(Signal), tiers: DerivedTiers | None = None) -> Any:
-    """Compile the search graph; ``signals`` restricts it (e.g. BM25 only, for baselines)."""
+                       signals: frozenset[Signal] = frozenset(Signal), tiers: DerivedTiers | None = None,
+                       fallback_min_similarity: float = 0.3, demote_factor: float = 0.5) -> Any:
+    """Compile the search graph; ``signals`` restricts it (e.g. BM25 only, for baselines).
+
+    With ``tiers``, archived memories are skipped unless the best active vector hit is
+    less similar than ``fallback_min_similarity`` (then everything is searched), and
+    each memory's feedback for the question's route scales its score
+    (``demote_factor`` per net bad rating, ``2 - demote_factor`` per net good one).
+    """
     weights = {Signal.LEXICAL: settings.lexical_weight, Signal.VECTOR: settings.vector_weight,
                Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
     use_facts = tiers is not None and Signal.FACT in signals and settings.fact_candidates > 0
@@ -78,16 +88,28 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         # side slow each other down more than they overlap.
         vector = embedder.embed([state["query"]])[0] if Signal.VECTOR in signals or use_facts else None
         found = vector_hits(state, vector) if Signal.VECTOR in signals else {}
+        hidden = hidden_ids(state, found.get(Signal.VECTOR, []))
         if use_facts:
-            found[Signal.FACT] = fact_hits(state, vector)
+            found[Signal.FACT] = fact_hits(state, vector, hidden)
         if Signal.LEXICAL in signals:
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
                                                   state["where"], settings.lexical_context)
-        return {"found": found}
+        return {"found": {signal: [(i, v) for i, v in hits if i not in hidden] for signal, hits in found.items()},
+                "hidden": hidden}
 
-    def fact_hits(state: SearchState, vector: np.ndarray) -> list[tuple[str, float]]:
+    def hidden_ids(state: SearchState, vector_found: list[tuple[str, float]]) -> set[str]:
+        """Archived memories to skip: none with include_archived, or when nothing active matches."""
+        if tiers is None or state.get("include_archived"):
+            return set()
+        archived = tiers.usage(state["user_id"]).archived
+        if not archived:
+            return set()
+        best = max((v for i, v in vector_found if i not in archived), default=-1.0)
+        return set() if vector_found and best < fallback_min_similarity else set(archived)
+
+    def fact_hits(state: SearchState, vector: np.ndarray, hidden: set[str]) -> list[tuple[str, float]]:
         """Episodes behind the derived items nearest to the question, with the item's similarity."""
-        hits = derived_hits(tiers, state["user_id"], vector, settings.fact_candidates)
+        hits = derived_hits(tiers, state["user_id"], vector, settings.fact_candidates, hidden)
         best: dict[str, float] = {}
         for item, sim in hits:
             for episode_id in item.evidence_ids:
@@ -100,7 +122,11 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         return sorted(best.items(), key=lambda kv: -kv[1])
 
     def fuse(state: SearchState) -> SearchState:
-        fused = policy.fuse(state["found"], weights)
+        learned = tiers.usage(state["user_id"]) if tiers is not None else None
+        tuned = {s: w * (learned.weight(f"signal:{s.value}") if learned else 1.0) for s, w in weights.items()}
+        fused = policy.fuse(state["found"], tuned)
+        if learned is not None and state.get("route"):
+            policy.apply_feedback(fused, learned.route_feedback(state["route"]), demote_factor)
         if state["ranges"]:
             index = store.user_index(state["user_id"])
             bounds = [(micros(r.start), micros(r.end)) for r in state["ranges"]]
@@ -114,7 +140,8 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
             bounds = [(micros(state["since"]) if state.get("since") else None,
                        micros(state["until"]) if state.get("until") else None)]
-            neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds)]
+            hidden = state.get("hidden", set())
+            neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds) and j not in hidden]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
             policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
         hits = []
@@ -135,17 +162,18 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
     return graph.compile()
 
 
-def derived_hits(tiers: DerivedTiers, user_id: str, vector: np.ndarray, k: int) -> list[tuple[Any, float]]:
+def derived_hits(tiers: DerivedTiers, user_id: str, vector: np.ndarray, k: int,
+                 hidden: set[str] = frozenset()) -> list[tuple[Any, float]]:
     """The ``k`` profile statements and graph relations of a user nearest to ``vector``.
 
     Session summaries are left out: they point at whole sessions, not at the turn
-    that holds an answer.
+    that holds an answer. So are ``hidden`` (archived) items.
     """
     profile, graph = tiers.get(user_id)
-    items: list[Any] = [s for s in profile.statements if s.kind == "statement"]
+    items: list[Any] = [s for s in profile.statements if s.kind == "statement" and s.id not in hidden]
     rows = [profile.row_of[s.id] for s in items]
     matrices = [profile.vectors[rows]] if rows else []
-    relations = [r for r in graph.relations.values() if r.id in graph.relation_vectors]
+    relations = [r for r in graph.relations.values() if r.id in graph.relation_vectors and r.id not in hidden]
     if relations:
         items += relations
         matrices.append(np.vstack([graph.relation_vectors[r.id] for r in relations]))

@@ -25,7 +25,7 @@ from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUser
 from memagent.llm import ChatAdapter
 from memagent.locks import UserLocks
 from memagent.portable import dump_lines, read_episodes
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, DerivedStore
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
 from memagent.store.lance import LanceStore
 from memagent.tiers.cache import DerivedTiers
 from memagent.tiers.episodic import check_id
@@ -38,6 +38,18 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _rating(rating: Any) -> float:
+    """A rating as +1 or -1 (numbers keep their size, clamped to [-1, 1])."""
+    words = {"good": 1.0, "up": 1.0, "yes": 1.0, "correct": 1.0, "bad": -1.0, "down": -1.0, "no": -1.0, "wrong": -1.0}
+    if isinstance(rating, bool):
+        return 1.0 if rating else -1.0
+    if isinstance(rating, str) and rating.strip().lower() in words:
+        return words[rating.strip().lower()]
+    if isinstance(rating, (int, float)) and rating == rating and rating != 0:
+        return max(-1.0, min(1.0, float(rating)))
+    raise InvalidInputError(f"rating must be good/bad, True/False or a non-zero number in [-1, 1], got {rating!r}")
 
 
 class Memory:
@@ -263,7 +275,8 @@ class Memory:
     # --- reading ----------------------------------------------------------------
     def search(self, user_id: str, query: str, k: int = 10, since: Any = None, until: Any = None,
                *, now: Any = None, signals: Iterable[Signal | str] | None = None,
-               use_time: bool = True, retrieval: RetrievalSettings | None = None) -> list[SearchHit]:
+               use_time: bool = True, retrieval: RetrievalSettings | None = None,
+               include_archived: bool = False, route: Route | str | None = None) -> list[SearchHit]:
         """The ``k`` best episodes of a user for ``query``, each with the signals that found it.
 
         ``since``/``until`` bound event time (``since <= t < until``). Time
@@ -271,7 +284,9 @@ class Memory:
         against ``now`` (default: the clock; pass the question's date) and boost
         episodes in that range. ``signals`` restricts retrieval, e.g.
         ``{"lexical"}`` for BM25 alone; ``retrieval`` overrides the configured
-        ranking settings for this call. An unknown user has no hits.
+        ranking settings for this call. Archived memories are skipped unless
+        ``include_archived`` or nothing active matches well. ``route`` applies the
+        feedback given on answers of that route. An unknown user has no hits.
         """
         check_id(user_id)
         if not isinstance(query, str) or not query.strip():
@@ -283,11 +298,13 @@ class Memory:
 
         settings = retrieval or self.config.retrieval
         graph = self._graph(("search", chosen, settings), lambda: build_search_graph(
-            self.store, self.embedder, settings, chosen, self.tiers))
+            self.store, self.embedder, settings, chosen, self.tiers,
+            self.config.forgetting.fallback_min_similarity, self.config.feedback.demote_factor))
         state = {"user_id": user_id, "query": query.strip(), "k": k, "use_time": use_time,
                  "now": to_datetime(now) if now is not None else self.clock(),
                  "since": to_datetime(since) if since is not None else None,
-                 "until": to_datetime(until) if until is not None else None}
+                 "until": to_datetime(until) if until is not None else None,
+                 "include_archived": include_archived, "route": Route(route).value if route else None}
         return graph.invoke(state)["hits"]
 
     def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Answer:
@@ -316,6 +333,55 @@ class Memory:
             except ValueError:
                 raise InvalidInputError(f"unknown route {route!r}; one of {[r.value for r in Route]}") from None
         return graph.invoke(state)["answer"]
+
+    def feedback(self, trace_id: str, rating: Any, correction: str | None = None, *,
+                 role: str = "user", at: Any = None) -> dict[str, Any]:
+        """Rate an answer by its trace id: good reinforces the memories it used, bad demotes them
+        for that kind of question; a ``correction`` is stored as a pinned episode and
+        revises profile and graph at once. The user's signal and route weights adapt.
+
+        ``rating``: True/False, "good"/"bad", or a number in [-1, 1] (its sign counts).
+
+        >>> answer = memory.ask("sam", "Where do I live?")                     # doctest: +SKIP
+        >>> memory.feedback(answer.trace_id, "bad", correction="I live in Porto now.")  # doctest: +SKIP
+        """
+        from memagent.graphs.feedback import build_feedback_graph
+
+        delta = _rating(rating)
+        if correction is not None and (not isinstance(correction, str) or not correction.strip()):
+            raise InvalidInputError("correction must be a non-empty string or None")
+        graph = self._graph("feedback", lambda: build_feedback_graph(self))
+        now = to_datetime(at) if at is not None else self.clock()
+        out = graph.invoke({"trace_id": check_id(trace_id, "trace_id"), "rating": delta, "correction": correction,
+                            "role": role, "now": now})
+        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"], "rated": len(out["changed"]),
+                "correction_id": out.get("correction_id"), "weights": out["weights"]}
+
+    def reset_feedback(self, user_id: str) -> None:
+        """Forget what a user's feedback taught: learned weights and per-route ratings."""
+        check_id(user_id)
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
+            usage = self.tiers.usage(user_id)
+            self.derived.delete(WEIGHTS, user_id, [f"{user_id}\x00{k}" for k in usage.weights])
+            rated = [replace(u, route_feedback={}) for u in usage.records.values() if u.route_feedback]
+            self.derived.upsert(USAGE, [u.row(user_id) for u in rated])
+            self.tiers.drop(user_id)
+
+    def forget(self, user_id: str, dry_run: bool = True, at: Any = None) -> list[Any]:
+        """Apply the forgetting policy to a user: archive what stopped mattering, restore what
+        matters again. ``dry_run`` (the default) only says what would change and why.
+
+        Archived memories are not deleted: search skips them unless nothing active
+        matches or ``include_archived=True``. Returns the policy's decisions that change something.
+        """
+        from memagent.graphs.maintain import build_forget_graph
+
+        check_id(user_id)
+        graph = self._graph("forget", lambda: build_forget_graph(self.tiers, self.config.forgetting))
+        now = to_datetime(at) if at is not None else self.clock()
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
+            out = graph.invoke({"user_id": user_id, "now": now, "dry_run": dry_run})
+        return [d for d in out["decisions"] if d.changes]
 
     def speakers(self, user_id: str) -> set[str]:
         """The speaker names (roles) in a user's episodes."""

@@ -238,6 +238,7 @@ class Evidence:
     episode_ids: tuple[str, ...]
     role: str = ""
     event_time: datetime | None = None
+    signals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

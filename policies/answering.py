@@ -13,6 +13,7 @@ false-premise question: "What did Ann adopt?" when it was Bob who did).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from memagent.types import Route
@@ -33,6 +34,27 @@ PLANS: dict[Route, RoutePlan] = {
     Route.ABSTRACTION: RoutePlan(episodes=6, statements=10, graph_facts=3, fact_weight=0.8),
     Route.GENERALIZATION: RoutePlan(episodes=6, statements=8, graph_facts=8, fact_weight=0.6),
 }
+
+
+_SLOT_QUESTIONS = {
+    "home": re.compile(r"\bwhere (?:do|does|did)\b.*\blive\b|\b(?:which|what) (?:city|town|country)\b.*\blive\b|"
+                       r"\bwhere\b.*\b(?:home|based)\b", re.I),
+    "employer": re.compile(r"\bwhere (?:do|does)\b.*\bwork\b|\b(?:employer|which company|what company)\b", re.I),
+    "job": re.compile(r"\bwhat\b.*\b(?:job|occupation|profession)\b|\bwhat (?:do|does)\b.*\bdo for (?:a )?(?:living|work)\b", re.I),
+    "partner": re.compile(r"\b(?:relationship status|who is\b.*\b(?:partner|married to|dating))\b", re.I),
+}
+
+
+def slot_asked(question: str) -> str | None:
+    """The exclusive attribute a question asks for ("Where do I live?" -> "home"), if any.
+
+    >>> slot_asked("Where does Sam live now?"), slot_asked("What did Sam eat?")
+    ('home', None)
+    """
+    for slot, pattern in _SLOT_QUESTIONS.items():
+        if pattern.search(question):
+            return slot
+    return None
 
 
 # How far (in sentence-ranking score) the best evidence by or about the named person may

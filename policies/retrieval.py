@@ -80,6 +80,18 @@ def add_neighbours(fused: dict[str, Scored], neighbours: Mapping[str, Sequence[s
         entry.signals.add(Signal.NEIGHBOUR)
 
 
+def apply_feedback(fused: dict[str, Scored], feedback: Mapping[str, float], demote_factor: float) -> None:
+    """Scale candidates by their net rating for this kind of question.
+
+    Each net bad rating multiplies the score by ``demote_factor``, each net good one
+    by ``2 - demote_factor`` (0.5 and 1.5 by default); at most three count either way.
+    """
+    for item, net in feedback.items():
+        if item in fused and net:
+            steps = max(-3.0, min(3.0, net))
+            fused[item].score *= (demote_factor ** -steps) if steps < 0 else ((2.0 - demote_factor) ** steps)
+
+
 def rank(fused: Mapping[str, Scored], k: int | None = None) -> list[tuple[str, Scored]]:
     """Candidates best first (ties broken by id, so results are stable)."""
     ordered = sorted(fused.items(), key=lambda kv: (-kv[1].score, kv[0]))

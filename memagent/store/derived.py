@@ -21,6 +21,7 @@ from lancedb.index import FTS, BTree
 from memagent.store.lance import sql_str
 
 STATEMENTS, ENTITIES, RELATIONS, WATERMARKS, TRACES = "statements", "entities", "relations", "watermarks", "traces"
+USAGE, WEIGHTS = "usage", "weights"
 _TS = pa.timestamp("us", tz="UTC")
 _IDS = pa.list_(pa.string())
 
@@ -53,6 +54,15 @@ def derived_schemas(dim: int) -> dict[str, pa.Schema]:
             pa.field("abstained", pa.bool_()), pa.field("evidence", pa.string()), pa.field("episode_ids", _IDS),
             pa.field("asked_at", _TS), pa.field("latency_ms", pa.float32()), pa.field("context_tokens", pa.int32()),
             pa.field("llm_calls", pa.int32())]),
+        USAGE: pa.schema([
+            pa.field("id", pa.string(), nullable=False), pa.field("user_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string()), pa.field("created", _TS), pa.field("importance", pa.float32()),
+            pa.field("accesses", pa.int32()), pa.field("last_reinforced", _TS), pa.field("feedback", pa.float32()),
+            pa.field("route_feedback", pa.string()), pa.field("pinned", pa.bool_()), pa.field("archived", pa.bool_()),
+            pa.field("reason", pa.string())]),
+        WEIGHTS: pa.schema([
+            pa.field("id", pa.string(), nullable=False), pa.field("user_id", pa.string(), nullable=False),
+            pa.field("key", pa.string()), pa.field("value", pa.float32())]),
     }
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, DerivedStore
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
 from memagent.tiers.knowledge import UserGraph
 from memagent.tiers.profile import UserProfile
+from memagent.tiers.usage import UserUsage
 
 
 class DerivedTiers:
@@ -22,6 +23,7 @@ class DerivedTiers:
         self.dimension = dimension
         self.max_users = max_users
         self._entries: OrderedDict[str, tuple[UserProfile, UserGraph]] = OrderedDict()
+        self._usage: OrderedDict[str, UserUsage] = OrderedDict()
         self._locks: dict[str, threading.RLock] = {}
         self._lock = threading.Lock()
 
@@ -44,6 +46,20 @@ class DerivedTiers:
                 self._entries.popitem(last=False)
         return entry
 
+    def usage(self, user_id: str) -> UserUsage:
+        """The user's usage records (importance, uses, feedback, archive flags) and weights."""
+        with self._lock:
+            entry = self._usage.get(user_id)
+            if entry is not None:
+                self._usage.move_to_end(user_id)
+                return entry
+        loaded = UserUsage.from_arrow(user_id, self.store.rows(USAGE, user_id), self.store.rows(WEIGHTS, user_id))
+        with self._lock:
+            entry = self._usage.setdefault(user_id, loaded)
+            while len(self._usage) > self.max_users:
+                self._usage.popitem(last=False)
+        return entry
+
     def profile(self, user_id: str) -> UserProfile:
         return self.get(user_id)[0]
 
@@ -54,5 +70,7 @@ class DerivedTiers:
         with self._lock:
             if user_id is None:
                 self._entries.clear()
+                self._usage.clear()
             else:
                 self._entries.pop(user_id, None)
+                self._usage.pop(user_id, None)

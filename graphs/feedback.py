@@ -1,0 +1,111 @@
+"""The feedback workflow: load -> rate -> learn -> correct -> write.
+
+load finds the answer's trace; rate adds the rating to the feedback of the
+memories the answer used, overall and for its route (a bad rating demotes them
+for that kind of question only), and when a correction is given, promotes the
+memories that agree with it; learn moves the user's signal and route weights a
+step towards what worked; correct stores the correction as a pinned,
+high-importance episode and consolidates at once, so profile and graph are
+revised now (a contradicted statement is closed); write stores usage and weights.
+``Memory.feedback`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from memagent.errors import NotFoundError
+from memagent.store.derived import TRACES, USAGE, WEIGHTS
+from memagent.store.lance import sql_str
+from memagent.tiers.usage import Usage
+
+
+class TraceNotFoundError(NotFoundError):
+    """No answer with that trace id."""
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+        super().__init__(f"no answer with trace id {trace_id!r}")
+
+
+class FeedbackState(TypedDict, total=False):
+    trace_id: str
+    rating: float
+    correction: str | None
+    role: str
+    now: datetime
+    trace: dict[str, Any]
+    changed: dict[str, Usage]
+    weights: dict[str, float]
+    correction_id: str | None
+
+
+def build_feedback_graph(memory: Any) -> Any:
+    """Compile the feedback graph over a ``Memory``."""
+    settings = memory.config.feedback
+
+    def load(state: FeedbackState) -> FeedbackState:
+        rows = (memory.derived.tables[TRACES].search().where(f"id = {sql_str(state['trace_id'])}")
+                .limit(1).to_list())
+        if not rows:
+            raise TraceNotFoundError(state["trace_id"])
+        return {"trace": rows[0]}
+
+    def rate(state: FeedbackState) -> FeedbackState:
+        trace, now, delta = state["trace"], state["now"], state["rating"]
+        user_id, route = trace["user_id"], trace["route"]
+        usage = memory.tiers.usage(user_id)
+        used = [(kind, item) for kind, item, *_ in json.loads(trace["evidence"]) if kind in ("episode", "statement")]
+        changed = {u.item_id: u for u in usage.rate([i for _, i in used[:5]], dict((i, k) for k, i in used), route,
+                                                   delta, now)}
+        if state.get("correction") and delta < 0:
+            support = memory.search(user_id, f"{trace['question']} {state['correction']}", k=3, now=now,
+                                    include_archived=True)
+            agree = [h.episode.id for h in support if h.episode.id not in changed]
+            changed.update({u.item_id: u for u in usage.rate(agree, {}, route, -delta, now)})
+        return {"changed": changed}
+
+    def learn(state: FeedbackState) -> FeedbackState:
+        trace, step = state["trace"], settings.learning_rate * (1 if state["rating"] > 0 else -1)
+        usage = memory.tiers.usage(trace["user_id"])
+        evidence = [e for e in json.loads(trace["evidence"]) if e[0] == "episode"][:3]
+        keys = {f"signal:{s}" for e in evidence for s in (e[2] if len(e) > 2 else [])} | {f"route:{trace['route']}"}
+        for key in keys:
+            usage.weights[key] = min(settings.max_weight, max(settings.min_weight, usage.weight(key) * (1 + step)))
+        return {"weights": {k: usage.weights[k] for k in keys}}
+
+    def correct(state: FeedbackState) -> FeedbackState:
+        text = (state.get("correction") or "").strip()
+        if not text:
+            return {"correction_id": None}
+        trace = state["trace"]
+        ids = memory.add(trace["user_id"], [{
+            "id": f"correction:{state['trace_id']}", "role": state.get("role") or "user", "text": text,
+            "timestamp": state["now"], "metadata": {"correction_of": state["trace_id"], "pinned": True,
+                                                     "question": trace["question"]}}],
+            session_id="corrections", now=state["now"])
+        memory.consolidate(trace["user_id"])
+        usage = memory.tiers.usage(trace["user_id"])
+        usage.note(ids[0], "episode", state["now"], settings.correction_importance, pinned=True)
+        [promoted] = usage.rate(ids[:1], {ids[0]: "episode"}, trace["route"], 1.0, state["now"])
+        return {"correction_id": ids[0], "changed": {**state["changed"], promoted.item_id: promoted}}
+
+    def write(state: FeedbackState) -> FeedbackState:
+        user_id = state["trace"]["user_id"]
+        memory.derived.upsert(USAGE, [u.row(user_id) for u in state["changed"].values()])
+        memory.derived.upsert(WEIGHTS, [{"id": f"{user_id}\x00{k}", "user_id": user_id, "key": k, "value": v}
+                                        for k, v in state["weights"].items()])
+        return {}
+
+    graph = StateGraph(FeedbackState)
+    for name, node in (("load", load), ("rate", rate), ("learn", learn), ("correct", correct), ("write", write)):
+        graph.add_node(name, node)
+    graph.add_edge(START, "load")
+    for a, b in (("load", "rate"), ("rate", "learn"), ("learn", "correct"), ("correct", "write")):
+        graph.add_edge(a, b)
+    graph.add_edge("write", END)
+    return graph.compile()

@@ -1,0 +1,109 @@
+"""How each memory of a user has been used: importance, uses, feedback, archive flag; and
+the user's learned ranking weights.
+
+One ``Usage`` per episode, statement or relation, written at consolidation (its
+importance), on every answer that uses it (a use), on every rating (feedback,
+overall and per route) and by the forgetting job (archived or not, and why).
+``UserUsage`` holds one user's records and weights in memory; the caller
+writes the records it changed. Feedback per route lets a bad rating demote a
+memory for that kind of question only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from memagent.policies.forgetting import ItemState
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+
+
+@dataclass(frozen=True)
+class Usage:
+    item_id: str
+    kind: str
+    created: datetime
+    importance: float = 0.0
+    accesses: int = 0
+    last_reinforced: datetime | None = None
+    feedback: float = 0.0
+    route_feedback: dict[str, float] = field(default_factory=dict)
+    pinned: bool = False
+    archived: bool = False
+    reason: str = ""
+
+    def state(self, closed: bool = False) -> ItemState:
+        return ItemState(self.item_id, self.kind, self.created, self.last_reinforced, self.accesses,
+                         self.importance, self.feedback, self.pinned, closed, self.archived)
+
+    def row(self, user_id: str) -> dict:
+        return {"id": self.item_id, "user_id": user_id, "kind": self.kind, "created": self.created,
+                "importance": self.importance, "accesses": self.accesses, "last_reinforced": self.last_reinforced,
+                "feedback": self.feedback, "route_feedback": json.dumps(self.route_feedback, sort_keys=True),
+                "pinned": self.pinned, "archived": self.archived, "reason": self.reason}
+
+
+class UserUsage:
+    """One user's usage records and learned weights."""
+
+    def __init__(self, user_id: str, records: dict[str, Usage], weights: dict[str, float]) -> None:
+        self.user_id = user_id
+        self.records = records
+        self.weights = weights
+        self.archived = {i for i, u in records.items() if u.archived}
+
+    @classmethod
+    def from_arrow(cls, user_id: str, usage: pa.Table, weights: pa.Table) -> UserUsage:
+        records = {}
+        for r in usage.to_pylist():
+            records[r["id"]] = Usage(r["id"], r["kind"], _aware(r["created"]), float(r["importance"] or 0.0),
+                                     int(r["accesses"] or 0), _aware(r["last_reinforced"]), float(r["feedback"] or 0.0),
+                                     json.loads(r["route_feedback"] or "{}"), bool(r["pinned"]), bool(r["archived"]),
+                                     r["reason"] or "")
+        return cls(user_id, records, {r["key"]: float(r["value"]) for r in weights.to_pylist()})
+
+    def put(self, usage: Usage) -> Usage:
+        self.records[usage.item_id] = usage
+        (self.archived.add if usage.archived else self.archived.discard)(usage.item_id)
+        return usage
+
+    def note(self, item_id: str, kind: str, created: datetime, importance: float, pinned: bool = False) -> Usage:
+        """Record a new memory's importance; a known one keeps its uses and feedback."""
+        old = self.records.get(item_id)
+        if old is None:
+            return self.put(Usage(item_id, kind, created, importance, pinned=pinned))
+        return self.put(replace(old, importance=max(old.importance, importance), pinned=old.pinned or pinned))
+
+    def used(self, item_ids: list[str], kinds: dict[str, str], now: datetime) -> list[Usage]:
+        """Count one use of each memory (it went into an answer)."""
+        changed = []
+        for i in dict.fromkeys(item_ids):
+            old = self._get(i, kinds.get(i, "episode"), now)
+            changed.append(self.put(replace(old, accesses=old.accesses + 1, last_reinforced=now)))
+        return changed
+
+    def rate(self, item_ids: list[str], kinds: dict[str, str], route: str, delta: float, now: datetime) -> list[Usage]:
+        """Add ``delta`` to the feedback of each memory, overall and for ``route``."""
+        changed = []
+        for i in dict.fromkeys(item_ids):
+            old = self._get(i, kinds.get(i, "episode"), now)
+            per_route = {**old.route_feedback, route: old.route_feedback.get(route, 0.0) + delta}
+            changed.append(self.put(replace(old, feedback=old.feedback + delta, route_feedback=per_route,
+                                            last_reinforced=now if delta > 0 else old.last_reinforced)))
+        return changed
+
+    def _get(self, item_id: str, kind: str, now: datetime) -> Usage:
+        return self.records.get(item_id) or Usage(item_id, kind or "episode", now)
+
+    def route_feedback(self, route: str) -> dict[str, float]:
+        """Each rated memory's feedback for one route."""
+        return {i: u.route_feedback[route] for i, u in self.records.items() if u.route_feedback.get(route)}
+
+    def weight(self, key: str) -> float:
+        return self.weights.get(key, 1.0)

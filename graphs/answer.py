@@ -45,6 +45,7 @@ class AnswerState(TypedDict, total=False):
     abstained: bool
     reason: str
     llm_calls: int
+    sources: list[str]
     answer: Answer
 
 
@@ -109,11 +110,12 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
             if reply is not None:
                 reply = reply.strip()
                 return {"text": reply, "abstained": reply.startswith(answering.NOT_IN_MEMORY.rstrip(".")),
-                        "reason": "chat model", "llm_calls": 1}
+                        "reason": "chat model", "llm_calls": 1, "sources": [e.id for e in state["used"][:3]]}
         named = answering.names_in(question, memory.speakers(state["user_id"]))
         current = _slot_value(memory.tiers.profile(state["user_id"]), policy.slot_asked(question), named, state["now"])
         if current is not None:
             return {"text": current.value, "abstained": False, "reason": f"profile: {current.slot}", "llm_calls": 0,
+                    "sources": [current.id, *current.evidence_ids],
                     "used": [_evidence(current, 1.0), *state["used"]]}
         ranked = answering.ranked_sentences(question, state["used"][:settings.answer_evidence],
                                             decision.temporal, sentence_similarity)
@@ -128,15 +130,16 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         if stop:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0}
         ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN)
-        text, _ = answering.extractive(question, decision.route, ranked, decision.temporal)
-        return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0}
+        text, item = answering.extractive(question, decision.route, ranked, decision.temporal)
+        return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
+                "sources": [item.id] if item is not None else []}
 
     def sentence_similarity(question: str, sentences: list[str]) -> list[float]:
         vectors = memory.embedder.embed([question, *sentences])
         return [float(x) for x in vectors[1:] @ vectors[0]]
 
     def trace(state: AnswerState) -> AnswerState:
-        decision = state["decision"]
+        decision, sources = state["decision"], set(state.get("sources", []))
         result = Answer(text=state["text"], route=decision.route, evidence=state["used"],
                         abstained=state["abstained"], trace_id=str(uuid.uuid4()),
                         latency_ms=(time.perf_counter() - state["started"]) * 1000,
@@ -146,13 +149,13 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         memory.derived.upsert(TRACES, [{
             "id": result.trace_id, "user_id": state["user_id"], "question": state["question"],
             "route": decision.route.value, "answer": result.text, "abstained": result.abstained,
-            "evidence": json.dumps([[e.kind, e.id, list(e.signals)] for e in result.evidence]),
+            "evidence": json.dumps([[e.kind, e.id, list(e.signals), e.id in sources] for e in result.evidence]),
             "episode_ids": result.episode_ids,
             "asked_at": state["now"], "latency_ms": result.latency_ms, "context_tokens": result.context_tokens,
             "llm_calls": result.llm_calls}])
-        if not result.abstained:  # a use reinforces the memories the answer rested on
+        if not result.abstained:  # a use reinforces the memories the answer came from
             usage = memory.tiers.usage(state["user_id"])
-            items = [e for e in result.evidence if e.kind in ("episode", "statement")]
+            items = [e for e in result.evidence if e.kind in ("episode", "statement") and e.id in sources]
             changed = usage.used([e.id for e in items], {e.id: e.kind for e in items}, state["now"])
             memory.derived.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
         return {"answer": result}

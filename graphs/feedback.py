@@ -59,8 +59,9 @@ def build_feedback_graph(memory: Any) -> Any:
         trace, now, delta = state["trace"], state["now"], state["rating"]
         user_id, route = trace["user_id"], trace["route"]
         usage = memory.tiers.usage(user_id)
-        used = [(kind, item) for kind, item, *_ in json.loads(trace["evidence"]) if kind in ("episode", "statement")]
-        changed = {u.item_id: u for u in usage.rate([i for _, i in used[:5]], dict((i, k) for k, i in used), route,
+        evidence = [e for e in json.loads(trace["evidence"]) if e[0] in ("episode", "statement")]
+        used = [(e[0], e[1]) for e in evidence if len(e) > 3 and e[3]] or [(e[0], e[1]) for e in evidence[:1]]
+        changed = {u.item_id: u for u in usage.rate([i for _, i in used], dict((i, k) for k, i in used), route,
                                                    delta, now)}
         if state.get("correction") and delta < 0:
             support = memory.search(user_id, f"{trace['question']} {state['correction']}", k=3, now=now,
@@ -72,7 +73,7 @@ def build_feedback_graph(memory: Any) -> Any:
     def learn(state: FeedbackState) -> FeedbackState:
         trace, step = state["trace"], settings.learning_rate * (1 if state["rating"] > 0 else -1)
         usage = memory.tiers.usage(trace["user_id"])
-        evidence = [e for e in json.loads(trace["evidence"]) if e[0] == "episode"][:3]
+        evidence = [e for e in json.loads(trace["evidence"]) if e[0] == "episode" and len(e) > 3 and e[3]]
         keys = {f"signal:{s}" for e in evidence for s in (e[2] if len(e) > 2 else [])} | {f"route:{trace['route']}"}
         for key in keys:
             usage.weights[key] = min(settings.max_weight, max(settings.min_weight, usage.weight(key) * (1 + step)))

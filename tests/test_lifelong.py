@@ -1,0 +1,121 @@
+"""Lifelong operation with an injected clock: archive and fall-back, knowledge updates, feedback."""
+
+from __future__ import annotations
+
+import pytest
+
+from memagent import InvalidInputError
+from memagent.graphs.feedback import TraceNotFoundError
+from memagent.policies.forgetting import stability_days
+from memagent.store.derived import USAGE
+
+
+def add(memory, user, session, when, *texts, role="Sam"):
+    return memory.add(user, [{"id": f"{session}-{i}", "role": role, "text": t, "timestamp": when}
+                             for i, t in enumerate(texts)], session_id=session)
+
+
+def test_forget_archives_small_talk_not_facts_and_dry_run_changes_nothing(memory):
+    ids = add(memory, "u", "s1", "2023-01-10", "Hey! How are you?", "I work as a nurse at Santa Maria hospital.",
+              "Haha yes, sounds good.")
+    memory.consolidate("u")
+    preview = memory.forget("u", at="2023-12-01")  # dry run by default
+    assert {d.item_id for d in preview} == {ids[0], ids[2]}
+    assert all("retention" in d.reason for d in preview)
+    assert not memory.tiers.usage("u").archived
+    memory.forget("u", dry_run=False, at="2023-12-01")
+    assert memory.tiers.usage("u").archived == {ids[0], ids[2]}
+    assert memory.derived.rows(USAGE, "u").to_pylist()  # persisted
+    assert memory.forget("u", dry_run=False, at="2023-12-01") == []  # nothing left to change
+
+
+def test_archived_memories_come_back_when_nothing_active_matches(memory):
+    ids = add(memory, "u", "s1", "2023-01-10", "Hey! How are you doing today?",
+              "I work as a nurse at Santa Maria hospital.")
+    memory.consolidate("u")
+    memory.forget("u", dry_run=False, at="2023-12-01")
+    assert ids[0] in memory.tiers.usage("u").archived
+    nurse = memory.search("u", "What is my job at the hospital?", k=5, now="2023-12-01")
+    assert ids[0] not in [h.episode.id for h in nurse]  # skipped: the active memory answers
+    greeting = memory.search("u", "How are you doing today?", k=5, now="2023-12-01")
+    assert greeting[0].episode.id == ids[1] or ids[0] in [h.episode.id for h in greeting]
+    everything = memory.search("u", "What is my job at the hospital?", k=5, include_archived=True)
+    assert ids[0] in [h.episode.id for h in everything]
+
+
+def test_uses_reinforce_so_a_used_memory_outlives_an_unused_one(memory):
+    ids = add(memory, "u", "s1", "2023-01-10", "I had pasta for lunch at the office canteen.",
+              "I had soup for dinner at the office canteen.")
+    memory.consolidate("u")
+    for day in ("2023-02-01", "2023-03-01", "2023-04-01"):
+        answer = memory.ask("u", "What did I have for lunch at the canteen?", at=day)
+        assert ids[0] in answer.episode_ids
+    usage = memory.tiers.usage("u").records
+    assert usage[ids[0]].accesses >= usage[ids[1]].accesses + 2
+    settings = memory.config.forgetting
+    assert stability_days(usage[ids[0]].state(), settings) > stability_days(usage[ids[1]].state(), settings)
+    archived = {d.item_id for d in memory.forget("u", at="2028-06-01")}
+    assert ids[1] in archived and ids[0] not in archived
+
+
+def test_knowledge_update_current_answer_and_answer_at_a_date_in_between(memory):
+    add(memory, "u", "s1", "2023-01-15", "I live in Lisbon with my partner.")
+    add(memory, "u", "s2", "2023-09-20", "We moved to Porto last week, the flat is lovely.")
+    memory.consolidate("u")
+    assert memory.ask("u", "Where do I live?", at="2024-01-10").text == "Porto"
+    assert memory.ask("u", "Where do I live?", at="2023-05-01").text == "Lisbon"
+
+
+def test_bad_feedback_with_a_correction_changes_the_next_answer(memory):
+    add(memory, "u", "s1", "2023-03-01", "I live in Lisbon.", "My favourite dish is bacalhau.")
+    memory.consolidate("u")
+    first = memory.ask("u", "Where do I live?", at="2023-06-01")
+    assert first.text == "Lisbon"
+    report = memory.feedback(first.trace_id, "bad", correction="I live in Braga now.", role="Sam", at="2023-06-02")
+    assert report["correction_id"] and report["weights"][f"route:{first.route.value}"] < 1.0
+    second = memory.ask("u", "Where do I live?", at="2023-06-03")
+    assert second.text == "Braga"
+    closed = [s for s in memory.tiers.profile("u").statements if s.value == "Lisbon"]
+    assert closed and closed[0].valid_to is not None  # the profile was revised at once
+    usage = memory.tiers.usage("u").records
+    assert usage[report["correction_id"]].pinned
+    again = memory.feedback(first.trace_id, "bad", correction="I live in Braga now.", role="Sam", at="2023-06-02")
+    assert again["correction_id"] == report["correction_id"]  # a retried correction is not stored twice
+
+
+def test_good_feedback_reinforces_and_weights_reset(memory):
+    add(memory, "u", "s1", "2023-03-01", "My dog Rex loves the beach.")
+    memory.consolidate("u")
+    answer = memory.ask("u", "What does my dog love?", at="2023-04-01")
+    before = memory.tiers.usage("u").records[answer.episode_ids[0]].feedback
+    report = memory.feedback(answer.trace_id, True)
+    assert memory.tiers.usage("u").records[answer.episode_ids[0]].feedback == before + 1
+    assert all(w > 1.0 for w in report["weights"].values())
+    memory.reset_feedback("u")
+    assert memory.tiers.usage("u").weights == {}
+    assert all(not u.route_feedback for u in memory.tiers.usage("u").records.values())
+
+
+def test_bad_ratings_demote_a_memory_for_that_route_only(memory):
+    ids = add(memory, "u", "s1", "2023-03-01", "I went hiking in the Alps in May.", "I went hiking in the Andes in June.")
+    memory.consolidate("u")
+    answer = memory.ask("u", "Where did I go hiking?", at="2023-07-01", route="extraction")
+    top = answer.episode_ids[0]
+    memory.feedback(answer.trace_id, "bad")
+    after = memory.search("u", "Where did I go hiking?", k=2, route="extraction")
+    assert after[0].episode.id != top
+    other_route = memory.search("u", "Where did I go hiking?", k=2, route="abstraction")
+    assert other_route[0].episode.id == top
+    assert set(ids) == {h.episode.id for h in after}
+
+
+def test_feedback_rejects_bad_input(memory):
+    with pytest.raises(TraceNotFoundError):
+        memory.feedback("no-such-trace", "good")
+    add(memory, "u", "s1", "2023-03-01", "My dog Rex loves the beach.")
+    answer = memory.ask("u", "What does my dog love?")
+    for bad in (0, "meh", None, float("nan")):
+        with pytest.raises(InvalidInputError):
+            memory.feedback(answer.trace_id, bad)
+    with pytest.raises(InvalidInputError):
+        memory.feedback(answer.trace_id, "bad", correction="   ")

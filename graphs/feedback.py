@@ -40,6 +40,7 @@ class FeedbackState(TypedDict, total=False):
     now: datetime
     trace: dict[str, Any]
     changed: dict[str, Usage]
+    supports: list[str]
     weights: dict[str, float]
     correction_id: str | None
 
@@ -66,9 +67,11 @@ def build_feedback_graph(memory: Any) -> Any:
         if state.get("correction") and delta < 0:
             support = memory.search(user_id, f"{trace['question']} {state['correction']}", k=3, now=now,
                                     include_archived=True)
-            agree = [h.episode.id for h in support if h.episode.id not in changed]
+            agree = [h.episode.id for h in support if h.episode.id not in changed
+                     and not h.episode.metadata.get("correction_of")]
             changed.update({u.item_id: u for u in usage.rate(agree, {}, route, -delta, now)})
-        return {"changed": changed}
+            return {"changed": changed, "supports": agree}
+        return {"changed": changed, "supports": []}
 
     def learn(state: FeedbackState) -> FeedbackState:
         trace, step = state["trace"], settings.learning_rate * (1 if state["rating"] > 0 else -1)
@@ -87,7 +90,8 @@ def build_feedback_graph(memory: Any) -> Any:
         ids = memory.add(trace["user_id"], [{
             "id": f"correction:{state['trace_id']}", "role": state.get("role") or "user", "text": text,
             "timestamp": state["now"], "metadata": {"correction_of": state["trace_id"], "pinned": True,
-                                                     "question": trace["question"]}}],
+                                                     "question": trace["question"],
+                                                     "supports": state.get("supports", [])}}],
             session_id="corrections", now=state["now"])
         memory.consolidate(trace["user_id"])
         usage = memory.tiers.usage(trace["user_id"])

@@ -144,6 +144,10 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
             neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds) and j not in hidden]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
             policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
+        # a correction the user gave stands for the memories that agree with it
+        supports = {i: [j for j in index.episode(i).metadata.get("supports", []) if j in index.row_of]
+                    for i, _ in policy.rank(fused, settings.neighbour_hits) if index.episode(i) is not None}
+        policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, 0.9)
         hits = []
         for i, scored in policy.rank(fused, state["k"]):
             episode = index.episode(i)

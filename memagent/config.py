@@ -82,7 +82,7 @@ class ForgettingSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = Field(True, description="run the forgetting policy; False = nothing is ever archived or restored")
-    base_days: float = Field(40.0, gt=0, description="stability of an unimportant, never used memory (retention 1/e after this many days)")
+    base_days: float = Field(30.0, gt=0, description="stability of an unimportant, never used memory (retention 1/e after this many days)")
     importance_gain: float = Field(25.0, ge=0, description="stability is multiplied by 1 + this * importance (importance in [0, 1])")
     reinforcement_gain: float = Field(0.5, ge=0, description="each use in an answer or good rating multiplies stability by 1 + this")
     demotion: float = Field(1.0, ge=0, description="each bad rating divides stability by 1 + this")

@@ -330,7 +330,8 @@ _PET = re.compile(rf"\b(?:[Mm]y|[Oo]ur|[Aa]|new)\s+(?:\w+\s+)?(?:{_PETS})s?,?\s+
                   r"(?P<x>[A-Z][a-z]+)\b")
 _LIKES = re.compile(r"\b(?:I|[Ww]e)\s+(?:really\s+|absolutely\s+|just\s+|also\s+|totally\s+)?(?P<v>love|like|enjoy|"
                     r"adore|hate|dislike)\s+(?P<to>to\s+)?(?:the\s+)?(?P<x>[a-z]+(?:\s+[a-z]+)?)\b")
-_VISIT = re.compile(rf"\b(?:went|traveled|travelled|flew|drove|visited|trip)\s+(?:back\s+)?(?:to\s+)?(?P<x>{_PROPER})")
+_VISIT = re.compile(rf"(?<!never )(?<!not )\b(?:went|traveled|travelled|flew|drove|visited)\s+(?:back\s+)?(?:to\s+)?"
+                    rf"(?P<x>{_PROPER})")
 _PARTNER_RELATIONS = {"married": "married_to", "engaged": "engaged_to", "dating": "dating", "seeing": "dating"}
 _NORMAL = {"mom": "mother", "mum": "mother", "dad": "father", "kid": "child", "kids": "child", "children": "child",
            "grandma": "grandmother", "grandpa": "grandfather", "parents": "parent", "grandparents": "grandparent",

@@ -66,9 +66,10 @@ def test_locomo_run_writes_records_tables_and_plot(tmp_path, embedder):
     assert table["4 single-hop"]["R@5"] == 1.0  # the dog question finds D1:1 among the first five
     assert table["2 temporal"]["R@1"] == 1.0
     assert table["5 adversarial"]["R@1"] is None and table["5 adversarial"]["BLEU-1"] is None
-    assert table["5 adversarial"]["F1"] == 0.0  # the extractive baseline never abstains
+    assert table["5 adversarial"]["F1"] in (0.0, 1.0)  # abstained or not, scored as LoCoMo does
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
-    assert len(records) == 5 and records[0]["route"] == "search-top-hit" and records[0]["context_tokens"] > 0
+    assert len(records) == 5 and records[0]["route"] in ("extraction", "abstraction", "generalization")
+    assert records[0]["context_tokens"] > 0
     assert (tmp_path / "run" / "plot.png").read_bytes()[:4] == b"\x89PNG"
     assert "judge: none" in summary["report"] and "| 4 single-hop | 1 |" in summary["report"]
 

@@ -85,7 +85,7 @@ def test_small_talk_is_archived_after_a_few_months_but_content_is_kept():
         "The team's new coach wants us to run drills every morning before practice, which is tough but it helps."))
     early = {d.item_id: d.action for d in decide([small_talk, fact, plain], days(40), SETTINGS)}
     late = {d.item_id: d.action for d in decide([small_talk, fact, plain], days(120), SETTINGS)}
-    later = {d.item_id: d.action for d in decide([small_talk, fact, plain], days(300), SETTINGS)}
+    later = {d.item_id: d.action for d in decide([small_talk, fact, plain], days(250), SETTINGS)}
     assert early == {"hi": KEEP, "fact": KEEP, "plain": KEEP}
     assert late == {"hi": ARCHIVE, "fact": KEEP, "plain": KEEP}
     assert later == {"hi": ARCHIVE, "fact": KEEP, "plain": KEEP}

@@ -7,9 +7,9 @@ question, appended as it goes), then ``summary.json``, ``report.md`` and
 resumes: finished users are not ingested again, answered questions are not
 asked again.
 
-Answers come from ``answer_fn``. Until memagent's answer graph lands the
-default is extractive: the text of the best search hit, with the hits as
-evidence.
+Answers come from ``answer_fn``; the default is memagent's answer graph
+(``Memory.ask``, consolidated first); ``extractive_answer`` (the best search
+hit's text) is the floor it replaced.
 """
 
 from __future__ import annotations
@@ -51,6 +51,25 @@ class Answer:
 
 
 AnswerFn = Callable[[Any, str, str, datetime], Answer]
+
+
+def routed_answer(k: int = 100) -> AnswerFn:
+    """memagent's answer graph (``Memory.ask``): routed, extractive or grounded, with abstention.
+
+    The evidence list is the answer's evidence episodes, then the best search hits
+    up to ``k``, so recall@k can be read at depths beyond the answer's context.
+    """
+
+    def answer(memory: Any, user_id: str, question: str, now: datetime) -> Answer:
+        start = time.perf_counter()
+        result = memory.ask(user_id, question, at=now)
+        latency = (time.perf_counter() - start) * 1000
+        ids = list(dict.fromkeys(result.episode_ids + [h.episode.id for h in memory.search(user_id, question, k=k, now=now)]))
+        sources = {e.id: e.source_id for e in memory.store.get(user_id, ids)}
+        return Answer(text=result.text, evidence_ids=[sources.get(i) or i for i in ids], route=result.route.value,
+                      context_tokens=result.context_tokens, llm_calls=result.llm_calls, latency_ms=latency,
+                      evidence_text=[e.text for e in result.evidence[:3]])
+    return answer
 
 
 def extractive_answer(k: int = 100, context_hits: int = 10) -> AnswerFn:
@@ -120,11 +139,12 @@ def run_locomo(path: str | Path, out_dir: str | Path, *, limit: int | None = Non
     chosen = set(conversations) if conversations else None
     convs = [c for c in locomo.load(path) if chosen is None or c.sample_id in chosen]
     state, memory = RunState(out), _open_memory(out, embedder)
-    answer_fn = answer_fn or extractive_answer()
+    answer_fn = answer_fn or routed_answer()
     for conv in _progress(convs, "ingest"):
         if conv.sample_id not in state.ingested:
             for session in conv.sessions:
                 memory.add(conv.sample_id, session.turns, session_id=session.session_id)
+            memory.consolidate(conv.sample_id)
             state.mark_ingested(conv.sample_id)
     questions = [(c, i, q) for c in convs for i, q in enumerate(c.questions)][:limit]
     for conv, index, q in _progress(questions, "questions"):
@@ -181,13 +201,14 @@ def run_longmemeval(path: str | Path, out_dir: str | Path, *, limit: int | None 
     out, started = Path(out_dir), time.perf_counter()
     items = longmemeval.load(path)[:limit]
     state, memory = RunState(out), _open_memory(out, embedder)
-    answer_fn = answer_fn or extractive_answer()
+    answer_fn = answer_fn or routed_answer()
     for item in _progress(items, "questions"):
         user = f"lme-{item.question_id}"
         if user not in state.ingested:
             for sid, _, turns in item.sessions:
                 if turns:
                     memory.add(user, turns, session_id=sid)
+            memory.consolidate(user)
             state.mark_ingested(user)
         if item.question_id in state.records:
             continue

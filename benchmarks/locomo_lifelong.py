@@ -38,9 +38,15 @@ from memagent.eval.metrics import recall_at_k
 LATER = timedelta(days=30)
 
 
-def dia_recall(memory: Memory, user: str, episode_ids: list[str], gold: list[str], k: int) -> float:
+def dia_recall(memory: Memory, user: str, episode_ids: list[str], gold: list[str], k: int,
+               turns_only: bool = False) -> float:
+    """Share of gold dia_ids among the first ``k`` evidence episodes; ``turns_only`` skips
+    episodes that are not turns of the conversation (stored corrections)."""
     by_id = {e.id: e.source_id for e in memory.store.get(user, episode_ids)}
-    return recall_at_k([by_id.get(i) for i in episode_ids], gold, k)
+    ids = [by_id.get(i) for i in episode_ids]
+    if turns_only:
+        ids = [i for i in ids if i and not i.startswith("correction:")]
+    return recall_at_k(ids, gold, k)
 
 
 def forgetting(memory: Memory, conversations) -> dict:
@@ -62,7 +68,7 @@ def forgetting(memory: Memory, conversations) -> dict:
 
 
 def feedback(memory: Memory, conversations) -> dict:
-    before, after, ratings = defaultdict(list), defaultdict(list), {"good": 0, "bad": 0}
+    before, after, turns, ratings = defaultdict(list), defaultdict(list), defaultdict(list), {"good": 0, "bad": 0}
     for conv in tqdm(conversations, desc="feedback", file=sys.stderr, disable=None):
         user, when = conv.sample_id, conv.reference_time
         half = len(conv.questions) // 2
@@ -83,7 +89,8 @@ def feedback(memory: Memory, conversations) -> dict:
         for q in measured:
             answer = memory.ask(user, q.question, at=when)
             after[q.category].append(dia_recall(memory, user, answer.episode_ids, q.evidence, 10))
-    return {"ratings": ratings, "before": _table(before), "after": _table(after)}
+            turns[q.category].append(dia_recall(memory, user, answer.episode_ids, q.evidence, 10, turns_only=True))
+    return {"ratings": ratings, "before": _table(before), "after": _table(after), "after_turns": _table(turns)}
 
 
 def _table(by_cat: dict[int, list[float]]) -> dict:
@@ -117,11 +124,14 @@ def print_report(r: dict) -> None:
     print(f"Feedback: {b['ratings']['good']} good and {b['ratings']['bad']} bad ratings (with the gold answer as "
           "correction) on the first half of each conversation's questions; answer evidence recall@10 on the "
           "other half\n")
-    print("| category | n | R@10 no feedback | R@10 after feedback |\n|---|---:|---:|---:|")
+    print("| category | n | R@10 no feedback | R@10 after feedback | after, over turns only |\n|---|---:|---:|---:|---:|")
     for cat, row in b["before"].items():
-        print(f"| {cat} | {row['n']} | {100 * row['R@10']:.1f} | {100 * b['after'][cat]['R@10']:.1f} |")
+        print(f"| {cat} | {row['n']} | {100 * row['R@10']:.1f} | {100 * b['after'][cat]['R@10']:.1f} | "
+              f"{100 * b['after_turns'][cat]['R@10']:.1f} |")
     gain = 100 * (b["after"]["overall"]["R@10"] - b["before"]["overall"]["R@10"])
-    print(f"\nfeedback gain on the other half: {gain:+.1f} points of recall@10")
+    turns = 100 * (b["after_turns"]["overall"]["R@10"] - b["before"]["overall"]["R@10"])
+    print(f"\nfeedback gain on the other half: {gain:+.1f} points of recall@10 with stored corrections taking "
+          f"evidence slots, {turns:+.1f} over the conversation's turns only")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,20 @@
 >>> memory.add("alice", "I adopted a dog named Rex")  # doctest: +SKIP
 >>> memory.search("alice", "What is my dog called?")[0].episode.text  # doctest: +SKIP
 'I adopted a dog named Rex'
+>>> memory.consolidate("alice"); memory.ask("alice", "What is my dog called?").text  # doctest: +SKIP
+'Rex'
 """
 
-from memagent.config import Config, RetrievalSettings, StorageSettings
+from memagent.config import (
+    AnswerSettings,
+    Config,
+    ConsolidationSettings,
+    FeedbackSettings,
+    ForgettingSettings,
+    RetrievalSettings,
+    ScheduleSettings,
+    StorageSettings,
+)
 from memagent.embeddings import Embedder, SentenceTransformerEmbedder, default_embedder
 from memagent.errors import (
     ConfigError,
@@ -22,14 +33,32 @@ from memagent.errors import (
     UnknownUserError,
 )
 from memagent.memory import Memory
-from memagent.types import Episode, Message, Page, SearchHit, Signal, TimeRange
+from memagent.presets import available_presets, load_preset
+from memagent.types import (
+    Answer,
+    Category,
+    Entity,
+    Episode,
+    Evidence,
+    FactHit,
+    Message,
+    Page,
+    Relation,
+    Route,
+    SearchHit,
+    Signal,
+    Statement,
+    TimeRange,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Memory", "Config", "RetrievalSettings", "StorageSettings",
+    "Memory", "Config", "RetrievalSettings", "StorageSettings", "ConsolidationSettings", "AnswerSettings",
+    "ScheduleSettings", "ForgettingSettings", "FeedbackSettings", "load_preset", "available_presets",
     "Embedder", "SentenceTransformerEmbedder", "default_embedder",
     "Episode", "Message", "Page", "SearchHit", "Signal", "TimeRange",
+    "Statement", "Entity", "Relation", "Category", "FactHit", "Route", "Answer", "Evidence",
     "MemagentError", "InvalidInputError", "TimestampError", "ImportFormatError",
     "NotFoundError", "UnknownUserError", "EpisodeNotFoundError",
     "ConfigError", "EmbedderMismatchError", "StorageError",

@@ -21,7 +21,6 @@ LoCoMo categories: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adver
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -29,6 +28,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from common import locomo_main
 from tqdm import tqdm
 
 from memagent import Memory
@@ -130,16 +130,7 @@ def print_report(r: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", help="a LoCoMo-format JSON file")
-    parser.add_argument("--json", dest="json_out", help="write the figures to this file")
-    parser.add_argument("--limit", type=int, help="only the first N conversations")
-    args = parser.parse_args(argv)
-    result = run(args.file, args.limit)
-    print_report(result)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    locomo_main(__doc__, run, print_report, argv)
 
 
 if __name__ == "__main__":

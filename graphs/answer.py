@@ -160,13 +160,9 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
             memory.derived.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
         return {"answer": result}
 
-    graph = StateGraph(AnswerState)
-    for name, node in (("route", route), ("retrieve", retrieve), ("assemble", assemble), ("answer", answer),
-                       ("trace", trace)):
-        graph.add_node(name, node)
+    graph = StateGraph(AnswerState).add_sequence([
+        ("route", route), ("retrieve", retrieve), ("assemble", assemble), ("answer", answer), ("trace", trace)])
     graph.add_edge(START, "route")
-    for a, b in (("route", "retrieve"), ("retrieve", "assemble"), ("assemble", "answer"), ("answer", "trace")):
-        graph.add_edge(a, b)
     graph.add_edge("trace", END)
     return graph.compile()
 

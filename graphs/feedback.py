@@ -106,11 +106,8 @@ def build_feedback_graph(memory: Any) -> Any:
                                         for k, v in state["weights"].items()])
         return {}
 
-    graph = StateGraph(FeedbackState)
-    for name, node in (("load", load), ("rate", rate), ("learn", learn), ("correct", correct), ("write", write)):
-        graph.add_node(name, node)
+    graph = StateGraph(FeedbackState).add_sequence([
+        ("load", load), ("rate", rate), ("learn", learn), ("correct", correct), ("write", write)])
     graph.add_edge(START, "load")
-    for a, b in (("load", "rate"), ("rate", "learn"), ("learn", "correct"), ("correct", "write")):
-        graph.add_edge(a, b)
     graph.add_edge("write", END)
     return graph.compile()

@@ -149,15 +149,11 @@ def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Em
         derived.set_watermark(user_id, state["last_seq"])
         return {}
 
-    graph = StateGraph(MaintainState)
-    for name, node in (("load", load), ("extract", extract_node), ("embed", embed), ("absorb", absorb),
-                       ("link", link), ("summarise", summarise), ("write", write)):
-        graph.add_node(name, node)
+    graph = StateGraph(MaintainState).add_node("load", load).add_sequence([
+        ("extract", extract_node), ("embed", embed), ("absorb", absorb), ("link", link), ("summarise", summarise),
+        ("write", write)])
     graph.add_edge(START, "load")
     graph.add_conditional_edges("load", has_work, ["extract", END])
-    for a, b in (("extract", "embed"), ("embed", "absorb"), ("absorb", "link"), ("link", "summarise"),
-                 ("summarise", "write")):
-        graph.add_edge(a, b)
     graph.add_edge("write", END)
     return graph.compile()
 

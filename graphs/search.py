@@ -155,13 +155,9 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
                 hits.append(SearchHit(episode, scored.score, frozenset(scored.signals)))
         return {"hits": hits}
 
-    graph = StateGraph(SearchState)
-    for name, node in (("plan", plan), ("retrieve", retrieve), ("fuse", fuse), ("expand", expand)):
-        graph.add_node(name, node)
+    graph = StateGraph(SearchState).add_sequence([
+        ("plan", plan), ("retrieve", retrieve), ("fuse", fuse), ("expand", expand)])
     graph.add_edge(START, "plan")
-    graph.add_edge("plan", "retrieve")
-    graph.add_edge("retrieve", "fuse")
-    graph.add_edge("fuse", "expand")
     graph.add_edge("expand", END)
     return graph.compile()
 

@@ -253,13 +253,11 @@ class Memory:
 
     def describe(self, user_id: str, relation: Relation) -> str:
         """A relation as text, with its validity: "Sam lives in Lisbon (since 2 March 2024)"."""
-        graph = self.tiers.graph(check_id(user_id))
-        names = graph.entities
-        text = f"{names[relation.source].name} {relation.relation.replace('_', ' ')} {names[relation.target].name}"
+        check_id(user_id)
         span = f"since {relation.valid_from:%-d %B %Y}"
         if relation.valid_to is not None:
             span = f"{relation.valid_from:%-d %B %Y} to {relation.valid_to:%-d %B %Y}"
-        return f"{text} ({span})"
+        return f"{relation.text} ({span})"
 
     def search_facts(self, user_id: str, query: str, k: int = 10) -> list[FactHit]:
         """Profile statements and graph facts nearest to ``query``, each with its source episodes."""

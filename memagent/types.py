@@ -176,7 +176,12 @@ class Statement:
         return "summary" if self.category is Category.SUMMARY else "statement"
 
     def valid_at(self, when: datetime) -> bool:
-        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
+        return _valid(self.valid_from, self.valid_to, when)
+
+
+def _valid(valid_from: datetime, valid_to: datetime | None, when: datetime) -> bool:
+    """Whether ``when`` lies in ``[valid_from, valid_to)``; an open end is still valid."""
+    return valid_from <= when and (valid_to is None or when < valid_to)
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ class Relation:
     text: str = ""
 
     def valid_at(self, when: datetime) -> bool:
-        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
+        return _valid(self.valid_from, self.valid_to, when)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
+from memagent.timeparse import to_datetime
 from memagent.types import Episode
 
 COLUMNS = ["id", "user_id", "session_id", "role", "text", "search_text", "event_time",
@@ -76,7 +77,7 @@ class UserIndex:
             row = self.table.slice(n, 1).to_pylist()[0]
             self._episodes[n] = Episode(
                 id=row["id"], user_id=row["user_id"], session_id=row["session_id"], role=row["role"],
-                text=row["text"], event_time=_aware(row["event_time"]), ingest_time=_aware(row["ingest_time"]),
+                text=row["text"], event_time=to_datetime(row["event_time"]), ingest_time=to_datetime(row["ingest_time"]),
                 turn=int(row["turn"]), source_id=row["source_id"], metadata=json.loads(row["metadata"] or "{}"))
         return self._episodes[n]
 
@@ -132,10 +133,6 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
     if len(flat) == 0:
         return np.zeros((0, 0), dtype=np.float32)
     return np.asarray(flat.values.to_numpy(), dtype=np.float32).reshape(len(flat), -1)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class UserIndexCache:

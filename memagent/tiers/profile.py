@@ -15,12 +15,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
 from memagent.policies import consolidation as policy
+from memagent.timeparse import to_datetime
 from memagent.types import Candidate, Category, Statement
 
 _NAMESPACE = uuid.UUID("0b6f43a2-6a8d-4f7e-9a1e-52c9d8f0e7b4")
@@ -31,9 +32,8 @@ def statement_id(user_id: str, key: str) -> str:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    """A stored time as an aware datetime (naive means UTC); None stays None."""
+    return None if value is None else to_datetime(value)
 
 
 def to_row(statement: Statement, vector: np.ndarray) -> dict:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pyarrow as pa
 
 from memagent.policies.forgetting import ItemState
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+from memagent.tiers.profile import _aware
 
 
 @dataclass(frozen=True)

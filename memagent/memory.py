@@ -157,6 +157,7 @@ class Memory:
         changed, emptied = profile.remove_evidence(episode_ids)
         self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
         self.derived.delete(STATEMENTS, user_id, emptied)
+        self.derived.delete(USAGE, user_id, [*episode_ids, *emptied])  # nothing of them stays behind
         for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
             touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
             self.derived.delete(kind, user_id, [x.id for x in touched if set(x.evidence_ids) <= episode_ids])

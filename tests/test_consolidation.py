@@ -8,7 +8,7 @@ import pytest
 
 from fakes import scripted
 from memagent import Memory
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS
+from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE
 from memagent.types import Category, Signal
 
 
@@ -146,6 +146,7 @@ def test_deleting_episodes_and_users_reaches_the_derived_tiers(memory):
     memory.consolidate("u")
     memory.delete("u", ids[0])
     assert not any("Rex" in t for t in texts(memory, "u"))
+    assert ids[0] not in memory.derived.rows(USAGE, "u").column("id").to_pylist()
     assert all(ids[0] not in r.evidence_ids for r in memory.tiers.graph("u").relations.values())
     memory.delete_user("u")
     for kind in (STATEMENTS, ENTITIES, RELATIONS):

@@ -23,10 +23,14 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from memagent import answering
+from memagent.extraction import NON_USER_ROLES
 from memagent.policies import answering as policy
 from memagent.policies.routing import RouteDecision
 from memagent.store.derived import TRACES, USAGE
 from memagent.types import Answer, Evidence, Relation, Route, Statement
+
+
+GENERIC_ROLES = NON_USER_ROLES | {"user", "human"}
 
 
 class AnswerState(TypedDict, total=False):
@@ -111,13 +115,18 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
                 reply = reply.strip()
                 return {"text": reply, "abstained": reply.startswith(answering.NOT_IN_MEMORY.rstrip(".")),
                         "reason": "chat model", "llm_calls": 1, "sources": [e.id for e in state["used"][:3]]}
-        named = answering.names_in(question, memory.speakers(state["user_id"]))
+        people = {p for p in memory.speakers(state["user_id"]) if p.lower() not in GENERIC_ROLES}
+        named = answering.names_in(question, people)
         current = _slot_value(memory.tiers.profile(state["user_id"]), policy.slot_asked(question), named, state["now"])
         if current is not None:
             return {"text": current.value, "abstained": False, "reason": f"profile: {current.slot}", "llm_calls": 0,
                     "sources": [current.id, *current.evidence_ids],
                     "used": [_evidence(current, 1.0), *state["used"]]}
-        ranked = answering.ranked_sentences(question, state["used"][:settings.answer_evidence],
+        # Sentences are matched to the question without its names: who said what is
+        # weighed apart (speaker_first, about), so a sentence that merely names the
+        # person asked about does not outrank the one that answers.
+        ranked = answering.ranked_sentences(answering.without_names(question, people),
+                                            state["used"][:settings.answer_evidence],
                                             decision.temporal, sentence_similarity)
         if not ranked:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0}
@@ -125,11 +134,11 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         vectors = memory.embedder.embed([question, *top])
         similarity = float((vectors[1:] @ vectors[0]).max()) if top else 0.0
         stop, reason = policy.abstain(best_similarity=similarity, min_similarity=settings.min_similarity,
-                                      about_named=answering.about(ranked, named, policy.SPEAKER_MARGIN),
+                                      about_named=answering.about(ranked, named, policy.SPEAKER_MARGIN, people),
                                       named=named)
         if stop:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0}
-        ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN)
+        ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN, people)
         text, item = answering.extractive(question, decision.route, ranked, decision.temporal)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else []}

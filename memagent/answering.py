@@ -36,11 +36,13 @@ _DATE_WORDS = re.compile(r"^(?:when|what (?:date|day|year|month|time)|which (?:y
 
 
 def _stem(word: str) -> str:
+    """A crude stem that makes "donate", "donated" and "donates" one word."""
     word = word.lower().replace("’", "'")
     for suffix in ("'s", "ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> list[str]:
@@ -88,35 +90,59 @@ def asks_date(question: str) -> bool:
     return bool(_DATE_WORDS.match(question.strip()))
 
 
-_CAPTION = re.compile(r"\[shares a photo: [^\]]*\]", re.I)
+_CAPTION = re.compile(r"\[shares a photo: ([^\]]*)\]", re.I)
+_ASKS_PHOTO = re.compile(r"\b(?:photo|picture|pic|image|shar\w*)\b", re.I)
 
 
-def candidate_sentences(item: Evidence) -> list[str]:
-    """The sentences of one memory that could answer something: no questions, no small talk."""
+def candidate_sentences(item: Evidence, captions: bool = False) -> list[str]:
+    """The sentences of one memory that could answer something: no questions, no small talk.
+
+    A shared photo's caption is read too when ``captions`` (the question is about a photo).
+    """
     text = _CAPTION.sub(" ", item.text)
     out = []
     for sentence in split_sentences(text) or [text]:
         sentence = clean_sentence(sentence)
         if sentence and not sentence.endswith("?") and not is_small_talk(sentence):
             out.append(sentence)
+    if captions:
+        out += [f"{c.strip()[:1].upper()}{c.strip()[1:]}." for c in _CAPTION.findall(item.text) if c.strip()]
     return out
+
+
+# A sentence may answer a question that the sentence before it, in the same memory, set up:
+# "Last Friday I went to a council meeting for adoption. It was inspiring - so many people..."
+CONTEXT_CARRY = 0.15
+# A sentence whose every content word is already in the question cannot hold the answer.
+NOTHING_NEW = 0.3
+NEW_WORD = 0.03
 
 
 def ranked_sentences(question: str, evidence: Sequence[Evidence], temporal: bool,
                      similarity: Callable[[str, list[str]], list[float]] | None = None) -> list[tuple[float, str, Evidence]]:
-    """Evidence sentences ranked by meaning (``similarity``), shared words and evidence rank.
+    """Evidence sentences ranked by how well they, or the sentence before them, match the
+    question (meaning by ``similarity``, shared words, evidence rank) and by what they add.
 
     A sentence holding a time expression gains when the question is about time.
     """
     wanted = {_stem(w) for w in content_words(question)}
     top = max((e.score for e in evidence), default=0.0) or 1.0
-    pool = [(sentence, rank, item) for rank, item in enumerate(evidence) for sentence in candidate_sentences(item)]
+    captions = bool(_ASKS_PHOTO.search(question))
+    pool = [(sentence, rank, item, index) for rank, item in enumerate(evidence)
+            for index, sentence in enumerate(candidate_sentences(item, captions))]
     meaning = similarity(question, [p[0] for p in pool]) if similarity and pool else [0.0] * len(pool)
-    scored = []
-    for (sentence, rank, item), cosine in zip(pool, meaning):
-        words = {_stem(w) for w in content_words(sentence)}
-        score = cosine + 0.3 * len(wanted & words) / max(1, len(wanted)) + 0.3 * max(0.0, item.score) / top
-        score -= 0.02 * rank
+    scored, previous = [], None
+    for (sentence, rank, item, index), cosine in zip(pool, meaning):
+        timeless = sentence
+        for r in find_time_ranges(sentence, item.event_time or datetime(2000, 1, 1).astimezone()):
+            timeless = timeless.replace(r.expression, " ")
+        words = {_stem(w) for w in content_words(timeless)}
+        match = cosine + 0.3 * len(wanted & {_stem(w) for w in content_words(sentence)}) / max(1, len(wanted))
+        carried = max(match, previous - CONTEXT_CARRY) if index and previous is not None else match
+        previous = match
+        new = len(words - wanted)
+        score = carried + (NEW_WORD * min(new, 4) if new else -NOTHING_NEW)
+        score += 0.3 * max(0.0, item.score) / top - 0.02 * rank
         if _SECOND_PERSON.search(sentence) and not _FIRST_PERSON.search(sentence):
             score -= 0.15  # about the listener: the speaker reacting, rarely the fact asked for
         if temporal and item.event_time and find_time_ranges(sentence, item.event_time):
@@ -125,94 +151,243 @@ def ranked_sentences(question: str, evidence: Sequence[Evidence], temporal: bool
     return sorted(scored, key=lambda x: -x[0])
 
 
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_ANCHORED = re.compile(rf"^(?:(?P<rel>last|past|this past|previous|next|this|coming|on)\s+(?P<unit>week|weekend|{_WEEKDAYS})"
+                       r"|(?P<num>[\w ]+?)\s+(?P<agounit>weeks?)\s+ago)$", re.I)
+_YEARS_AGO = re.compile(r"\byears?\s+ago$", re.I)
+
+
+def _day_text(when: datetime) -> str:
+    return f"{when.day} {when:%B %Y}"
+
+
 def date_answer(sentence: str, item: Evidence) -> str:
-    """The absolute date a sentence speaks of, resolved against its evidence time."""
+    """The date a sentence speaks of, as precise as it is, stated against its evidence time.
+
+    A day ("yesterday" said on 8 May 2023) is resolved: "7 May 2023". A vaguer
+    expression stays anchored to the day it was said, which keeps its uncertainty
+    honest: "last week" said on 9 June 2023 is "the week before 9 June 2023", "last
+    Friday" is "the Friday before 15 July 2023", "a few years ago" is kept with the
+    year it points at. A month or a year is named as such.
+    """
     when = item.event_time
     if when is None:
         return sentence
     ranges = find_time_ranges(sentence, when)
     if not ranges:
-        return f"{when.day} {when:%B %Y}"
+        return _day_text(when)
     r = ranges[0]
     days = (r.end - r.start).days
+    anchored = _ANCHORED.match(r.expression.strip())
+    if anchored and anchored.group("agounit"):
+        return f"{anchored.group('num').lower()} {anchored.group('agounit').lower()} before {_day_text(when)}"
+    if anchored:
+        unit = anchored.group("unit").lower()
+        unit = unit.capitalize() if unit not in ("week", "weekend") else unit
+        if r.start.date() <= when.date() < r.end.date():
+            return f"the {unit} of {_day_text(when)}"
+        return f"the {unit} {'before' if r.start < when else 'after'} {_day_text(when)}"
+    if _YEARS_AGO.search(r.expression):
+        return f"{r.expression.lower()} (around {r.start.year + (1 if r.start.month > 6 else 0)})"
     if days <= 1:
-        return f"{r.start.day} {r.start:%B %Y}"
+        return _day_text(r.start)
     if days <= 7:
-        return f"the week of {r.start.day} {r.start:%B %Y}"
+        return f"the week of {_day_text(r.start)}"
     if days <= 31:
         return f"{r.start:%B %Y}"
     if days <= 366 and r.start.month == 1 and r.start.day == 1:
         return f"{r.start.year}"
-    return f"around {r.start.day} {r.start:%B %Y}"
+    return f"around {_day_text(r.start)}"
+
+
+_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
+_TITLE_WORDS = re.compile(r"\b(?:book|novel|movie|film|song|show|series|game|album|title|name|called|play|poem)\b", re.I)
+_WH_HEAD = re.compile(r"^\s*(?:what|which)\s+(?:(?:kind|type|sort|style|genre)s?\s+of\s+)?(?P<head>[a-z][\w'-]*)", re.I)
+_PROPER_ASKED = re.compile(r"^\s*(?:who|whom|whose|where|which|what(?:'s| is| was)? (?:the )?name)\b", re.I)
+_NUMBER_ASKED = re.compile(r"^\s*how (?:many|much|long|old|often|far)\b", re.I)
+_NUMBER = re.compile(r"^(?:\d[\d.,]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twice|once|"
+                     r"dozens?|hundreds?|thousands?|first|second|third|fourth|fifth)$", re.I)
+_PIECES = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+-]*|[,.;:!()?]|\s[-–—]\s")
+_PRONOUN = re.compile(r"^(?:i|i'm|i've|i'd|me|my|we|our|us|you|your|he|she|they|them|their|his|her|it|it's)$", re.I)
+
+
+def _wh_head(question: str) -> str | None:
+    """The noun a what/which question asks about ("What workshop did ..." -> "workshop")."""
+    m = _WH_HEAD.match(question)
+    if not m or m.group("head").lower() in _STOP or _YES_NO.match(m.group("head")):
+        return None
+    return _stem(m.group("head"))
 
 
 def span_answer(question: str, sentence: str, max_words: int = 6) -> str:
-    """The part of ``sentence`` the question did not already say, read after the words it matches.
+    """The part of ``sentence`` that answers ``question`` (see ``best_span``)."""
+    return best_span(question, sentence, max_words)[0]
 
-    "I researched adoption agencies last week" answers "What did Caroline research?"
-    with "adoption agencies last week": the new words right after the last matched
-    word, up to a clause break or ``max_words`` content words.
+
+def best_span(question: str, sentence: str, max_words: int = 6) -> tuple[str, float]:
+    """The part of ``sentence`` that answers ``question``: what the question did not already say.
+
+    In order: a quoted title when a title is asked for; the words that qualify the
+    noun a what/which question names ("What workshop ...?" from "I went to an
+    LGBTQ+ counseling workshop" gives "LGBTQ+ counseling workshop"); otherwise the
+    best run of new words, preferring one right after a word the question matched
+    ("What did Maria donate?" from "I donated my old car to a shelter" gives "old
+    car"), names for who/where/which questions, numbers for how-many ones, and the
+    whole list when the question asks for several things; at most ``max_words``
+    content words per item.
     """
     asked = {_stem(w) for w in content_words(question)}
     for r in find_time_ranges(sentence, datetime(2000, 1, 1).astimezone()):
         sentence = sentence.replace(r.expression, " ")  # a "what" question is not asking when
-    pieces = re.findall(r"[A-Za-z0-9][A-Za-z0-9'’-]*|[,.;:!()]", sentence)
-    matched = [i for i, w in enumerate(pieces) if w[0].isalnum() and _stem(w) in asked and w.lower() not in _STOP]
+    if _TITLE_WORDS.search(question):
+        titles = [t.strip() for t in _QUOTED.findall(sentence) if not {_stem(w) for w in content_words(t)} <= asked]
+        if titles:
+            return titles[0], 2.0
+    pieces = [p.strip() or "-" for p in _PIECES.findall(sentence)]
+    is_word = [p[0].isalnum() for p in pieces]
+    matched = [w and _stem(p) in asked and p.lower() not in _STOP for p, w in zip(pieces, is_word)]
+    proper, numeric = bool(_PROPER_ASKED.match(question)), bool(_NUMBER_ASKED.match(question))
+    head = _wh_head(question)
+    if head in _PROPER_HEADS:
+        proper, head = True, None
+    if head is not None:
+        for j in range(len(pieces) - 1, 0, -1):
+            if is_word[j] and _stem(pieces[j]) == head:
+                i = j
+                while i > 0 and is_word[i - 1] and not matched[i - 1] and pieces[i - 1].lower() not in _STOP \
+                        and not _PRONOUN.match(pieces[i - 1]) and j - i < 4:
+                    i -= 1
+                if i < j:
+                    return " ".join(pieces[i:j + 1]), 1.5
+    runs, current = [], []
+    for i, (w, m) in enumerate(zip(is_word, matched)):
+        if w and not m:
+            current.append(i)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
 
-    def run_from(start: int) -> list[str]:
-        out, count = [], 0
-        for w in pieces[start:]:
-            if not w[0].isalnum():
-                if count:
-                    break
-                continue
-            if _stem(w) in asked:
-                if count:
-                    break
-                continue
-            out.append(w)
-            count += w.lower() not in _STOP
-            if count >= max_words:
+    def trimmed(run: list[int]) -> list[int]:
+        while run and (pieces[run[0]].lower() in _STOP or _PRONOUN.match(pieces[run[0]])):
+            run = run[1:]
+        while run and (pieces[run[-1]].lower() in _STOP or _PRONOUN.match(pieces[run[-1]])):
+            run = run[:-1]
+        return run
+
+    def words_of(kept: list[int]) -> list[str]:
+        words = [pieces[k] for k in kept]
+        return words[:-1] if len(words) > 1 and _NAMING.match(words[-1]) else words
+
+    def score(run: list[int], kept: list[int]) -> float:
+        words = [pieces[k] for k in kept]
+        content = [w for w in words if w.lower() not in _STOP and w.lower() not in _FILLER]
+        value = 0.1 * min(len(content), 3)
+        if run[0] > 0 and matched[run[0] - 1]:
+            value += AFTER_MATCH if len(content) > 1 else AFTER_MATCH_ONE  # "donated | my old car"
+        if run[-1] + 1 < len(pieces) and matched[run[-1] + 1]:
+            # "a beagle called | Biscuit": what the named thing is
+            value += 1.0 if words and _NAMING.match(words[-1]) else 0.3
+        if proper:
+            value += PROPER_BONUS * min(2, sum(w[0].isupper() for k, w in zip(kept, words) if k > 0))
+        if numeric:
+            value += 1.0 * any(_NUMBER.match(w) for w in words)
+        return value - 0.15 * max(0, len(content) - max_words) - (1.0 if not content else 0.0)
+
+    options = [(score(run, kept), n, kept) for n, (run, kept) in enumerate((r, trimmed(r)) for r in runs) if kept]
+    if not options:
+        return sentence, 0.0
+    value, n, best = max(options, key=lambda o: (o[0], -o[1]))
+    items = [_cut(words_of(best), max_words)]
+    if asks_list(question):  # "coconut milk, vanilla extract, sugar, and a pinch of salt"
+        for run in runs[n + 1:]:
+            if run[0] - 1 < 0 or pieces[run[0] - 1] != "," or len(items) >= 5:
                 break
-        while out and out[0].lower() in _STOP:
-            out.pop(0)
-        while out and out[-1].lower() in _STOP:
-            out.pop()
-        return out
-
-    for start in ([matched[-1] + 1, matched[0] + 1] if matched else []) + [0]:
-        words = run_from(start)
-        if words:
-            return " ".join(words)
-    return sentence
+            if trimmed(run):
+                items.append(_cut(words_of(trimmed(run)), max_words))
+    return ", ".join(i for i in items if i), value
 
 
-def about(ranked: Sequence[tuple[float, str, Evidence]], named: set[str], margin: float) -> bool:
+_PROPER_HEADS = {_stem(w) for w in "country city state town place team language band brand company artist author "
+                                    "player singer school university state island".split()}
+_NAMING = re.compile(r"^(?:called|named|nicknamed)$", re.I)
+_FILLER = frozenset("even besides now still already actually honestly lately recently pretty quite totally "
+                    "definitely literally super".split())
+_LIST_ASKED = re.compile(r"^\s*(?:what|which)\s+(?:(?:kinds?|types?|sorts?)\s+of\s+)?[a-z'-]+s\b(?<!\bis)(?<!\bwas)"
+                         r"(?<!\bdoes)(?<!\bhas)|\bboth\b|\ball the\b|\bwhat (?:are|were)\b", re.I)
+
+
+def asks_list(question: str) -> bool:
+    """Whether a question asks for several things ("What books has John read?")."""
+    return bool(_LIST_ASKED.search(question))
+
+
+def _cut(words: list[str], max_words: int) -> str:
+    out, count = [], 0
+    for w in words:
+        out.append(w)
+        count += w.lower() not in _STOP
+        if count >= max_words:
+            break
+    while out and out[-1].lower() in _STOP:
+        out.pop()
+    return " ".join(out)
+
+
+def addressed_to_other(sentence: str, speaker: str, people: Iterable[str]) -> bool:
+    """Whether a sentence speaks to someone else rather than about its speaker: "you" and no
+    "I", or calling another person by name or a short form of it ("That race sounds great, Mel!")."""
+    if _SECOND_PERSON.search(sentence) and not _FIRST_PERSON.search(sentence):
+        return True
+    others = [p.lower() for p in people if p and p.lower() != speaker.lower()]
+    words = {w.lower() for w in _TOKEN.findall(sentence) if w[0].isupper() and len(w) >= 3}
+    return any(o.startswith(w) for o in others for w in words)
+
+
+def _by_or_about(sentence: str, item: Evidence, named: set[str], people: Iterable[str]) -> bool:
+    if names_in(sentence, named):
+        return True
+    return item.role.lower() in named and not addressed_to_other(sentence, item.role, people)
+
+
+def about(ranked: Sequence[tuple[float, str, Evidence]], named: set[str], margin: float,
+          people: Iterable[str] = ()) -> bool:
     """Whether the best evidence concerns the one person the question names.
 
-    True when no single person is named, when the best sentence was said by or
-    names that person, or when a sentence by or about them trails it by at most
-    ``margin``. False means the question puts someone else's story on that
-    person, the classic false premise.
+    True when no single person is named, when the best sentence names that person
+    or was said by them about themselves (not to someone else among ``people``), or
+    when such a sentence trails it by at most ``margin``. False means the question
+    puts someone else's story on that person, the classic false premise.
     """
     if len(named) != 1 or not ranked:
         return True
+    people = list(people)
     top = ranked[0][0]
     for score, sentence, item in ranked:
         if top - score > margin:
             return False
-        if item.role.lower() in named or names_in(sentence, named):
+        if _by_or_about(sentence, item, named, people):
             return True
     return False
 
 
-def speaker_first(ranked: list[tuple[float, str, Evidence]], named: set[str], bonus: float) -> list[tuple[float, str, Evidence]]:
+def speaker_first(ranked: list[tuple[float, str, Evidence]], named: set[str], bonus: float,
+                  people: Iterable[str] = ()) -> list[tuple[float, str, Evidence]]:
     """The ranking with sentences by or about the named people lifted by ``bonus``."""
     if not named:
         return ranked
-    lifted = [(score + bonus if item.role.lower() in named or names_in(sentence, named) else score, sentence, item)
+    people = list(people)
+    lifted = [(score + bonus if _by_or_about(sentence, item, named, people) else score, sentence, item)
               for score, sentence, item in ranked]
     return sorted(lifted, key=lambda x: -x[0])
+
+
+# Among the best few sentences, one where the answer has a clear place (right after the
+# words the question matched, a qualified noun, a quoted title) is preferred.
+SPAN_RERANK, SPAN_WEIGHT = 5, 0.3
+PROPER_BONUS = 1.0  # per capitalised word, when a who/where/which question asks for a name
+AFTER_MATCH, AFTER_MATCH_ONE = 1.0, 0.6  # a single new word after a match is often a compound ("dog | walker")
 
 
 def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evidence]],
@@ -225,10 +400,13 @@ def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evide
     """
     if not ranked:
         return NOT_IN_MEMORY, None
-    _, sentence, item = ranked[0]
     if temporal and asks_date(question):
+        _, sentence, item = ranked[0]
         return date_answer(sentence, item), item
-    if route is Route.ABSTRACTION:
+    ranked = sorted(ranked[:SPAN_RERANK], key=lambda x: -(x[0] + SPAN_WEIGHT * min(best_span(question, x[1])[1], 1.5))) \
+        + ranked[SPAN_RERANK:]
+    _, sentence, item = ranked[0]
+    if route is Route.ABSTRACTION and asks_list(question):
         spans = list(dict.fromkeys(span_answer(question, s, 6) for _, s, _ in ranked[:3]))
         return ", ".join(spans), item
     span = span_answer(question, sentence, 6)
@@ -251,6 +429,18 @@ def grounded_prompt(question: str, context: str, route: Route, now: datetime) ->
             f"if they say nothing relevant about the user, reply exactly: {NOT_IN_MEMORY} ")
     user = (f"Today is {now:%-d %B %Y}.\n<memories>\n{context}\n</memories>\n\nQuestion: {question}")
     return system, user
+
+
+def without_names(question: str, names: Iterable[str]) -> str:
+    """The question with the given person names (and their possessive) taken out.
+
+    >>> without_names("What did Caroline's sister paint?", ["Caroline"])
+    'What did sister paint?'
+    """
+    for name in names:
+        if name:
+            question = re.sub(rf"\b{re.escape(name)}(?:'s|’s|s')?\s*", "", question, flags=re.I)
+    return question
 
 
 def names_in(question: str, names: Iterable[str]) -> set[str]:

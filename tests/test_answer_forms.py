@@ -1,0 +1,74 @@
+"""The LLM-free answer forms: dates stated as precisely as the evidence is, spans, false premises."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from memagent.answering import about, asks_list, date_answer, extractive, span_answer, without_names
+from memagent.types import Evidence, Route
+
+SAID = datetime(2023, 7, 15, 18, 0, tzinfo=timezone.utc)  # a Saturday
+
+
+def said(text: str, role: str = "Ann", when: datetime = SAID) -> Evidence:
+    return Evidence("episode", text[:8], text, 1.0, (text[:8],), role, when)
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("Yesterday I ran my first 10k.", "14 July 2023"),
+    ("I went to the adoption meeting last Friday.", "the Friday before 15 July 2023"),
+    ("Last week I gave a talk at a school.", "the week before 15 July 2023"),
+    ("We went biking last weekend.", "the weekend before 15 July 2023"),
+    ("Two weeks ago I won the tournament.", "two weeks before 15 July 2023"),
+    ("We are hosting a party next weekend.", "the weekend after 15 July 2023"),
+    ("I got my tattoo a few years ago.", "a few years ago (around 2020)"),
+    ("Last month I hurt my knee.", "June 2023"),
+    ("Last year I moved to Porto.", "2022"),
+    ("I adopted a kitten.", "15 July 2023"),
+])
+def test_a_date_answer_is_as_precise_as_the_evidence_and_anchored_to_when_it_was_said(sentence, expected):
+    assert date_answer(sentence, said(sentence)) == expected
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("What workshop did Ann attend?", "I went to an LGBTQ+ counseling workshop and it was enlightening.",
+     "LGBTQ+ counseling workshop"),
+    ("What did Ann donate to the shelter?", "I donated my old car to the shelter I volunteer at.", "old car"),
+    ("What book is Ann reading?", 'I am reading "The Lean Startup" for my business.', "The Lean Startup"),
+    ("What breed is Ann's dog Biscuit?", "Yesterday I adopted a dog, a three-year-old beagle called Biscuit.",
+     "three-year-old beagle"),
+    ("Which country is Ann's grandma from?", "A gift from my grandma in my home country, Sweden.", "Sweden"),
+    ("How many people came to Ann's party?", "There were 7 people that came, and most want to come again.", "7"),
+    ("What are the ingredients of Ann's ice cream?", "It has coconut milk, vanilla extract, sugar, and salt.",
+     "coconut milk, vanilla extract, sugar, salt"),
+])
+def test_a_span_answer_keeps_what_the_question_did_not_say(question, sentence, expected):
+    assert span_answer(question, sentence) == expected
+
+
+def test_questions_asking_for_several_things():
+    assert asks_list("What books has John read?") and asks_list("What are Ann's hobbies?")
+    assert not asks_list("What book is John reading?") and not asks_list("What is Ann's job?")
+
+
+def test_an_abstraction_answer_joins_spans_only_when_several_things_are_asked():
+    ranked = [(1.0, "I play the violin every evening.", said("a")), (0.9, "I took up the clarinet too.", said("b"))]
+    several, _ = extractive("What instruments does Ann play?", Route.ABSTRACTION, ranked, False)
+    one, _ = extractive("What instrument does Ann play best?", Route.ABSTRACTION, ranked, False)
+    assert "," in several and "," not in one
+
+
+def test_names_are_taken_out_of_the_question_for_matching():
+    assert without_names("What did Caroline's sister paint for Mel?", ["Caroline", "Mel"]) == "What did sister paint for ?"
+
+
+def test_a_reaction_to_someone_else_does_not_make_the_story_the_speakers_own():
+    # Bob ran the race; Ann only reacted to it, calling him by a short form of his name
+    ranked = [(1.0, "That charity race sounds great, Rob!", said("x", "Ann")),
+              (0.9, "I ran a charity race for mental health.", said("y", "Robert"))]
+    assert not about(ranked, {"ann"}, 0.1, ["Ann", "Robert"])
+    assert about(ranked, {"robert"}, 0.1, ["Ann", "Robert"])
+    own = [(1.0, "I ran a charity race for mental health.", said("z", "Ann"))] + ranked
+    assert about(own, {"ann"}, 0.1, ["Ann", "Robert"])

@@ -1,9 +1,10 @@
 """The feedback workflow: load -> rate -> learn -> correct -> write.
 
 load finds the answer's trace; rate adds the rating to the feedback of the
-memories the answer used, overall and for its route (a bad rating demotes them
-for that kind of question only), and when a correction is given, promotes the
-memories that agree with it; learn moves the user's signal and route weights a
+memories the answer used, and keeps it with the rated question's vector and
+route, so that a bad rating demotes them for questions like that one only; when
+a correction is given, it promotes the memories that agree with it, for such
+questions; learn moves the user's signal and route weights a
 step towards what worked; correct stores the correction as a pinned,
 high-importance episode and consolidates at once, so profile and graph are
 revised now (a contradicted statement is closed); write stores usage and weights.
@@ -19,9 +20,11 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from memagent.errors import NotFoundError
-from memagent.store.derived import TRACES, USAGE, WEIGHTS
+import numpy as np
+
+from memagent.store.derived import RATINGS, TRACES, USAGE, WEIGHTS
 from memagent.store.lance import sql_str
-from memagent.tiers.usage import Usage
+from memagent.tiers.usage import Rating, Usage
 
 
 class TraceNotFoundError(NotFoundError):
@@ -40,6 +43,8 @@ class FeedbackState(TypedDict, total=False):
     now: datetime
     trace: dict[str, Any]
     changed: dict[str, Usage]
+    vector: np.ndarray
+    ratings: list[Rating]
     supports: list[str]
     weights: dict[str, float]
     correction_id: str | None
@@ -64,14 +69,17 @@ def build_feedback_graph(memory: Any) -> Any:
         used = [(e[0], e[1]) for e in evidence if len(e) > 3 and e[3]] or [(e[0], e[1]) for e in evidence[:1]]
         changed = {u.item_id: u for u in usage.rate([i for _, i in used], dict((i, k) for k, i in used), route,
                                                    delta, now)}
+        ratings = [_rating(state["trace_id"], i, route, delta, now) for _, i in used]
+        vector = memory.embedder.embed([trace["question"]])[0]
+        agree: list[str] = []
         if state.get("correction") and delta < 0:
             support = memory.search(user_id, f"{trace['question']} {state['correction']}", k=3, now=now,
                                     include_archived=True)
             agree = [h.episode.id for h in support if h.episode.id not in changed
                      and not h.episode.metadata.get("correction_of")]
             changed.update({u.item_id: u for u in usage.rate(agree, {}, route, -delta, now)})
-            return {"changed": changed, "supports": agree}
-        return {"changed": changed, "supports": []}
+            ratings += [_rating(state["trace_id"], i, route, -delta, now) for i in agree]
+        return {"changed": changed, "supports": agree, "ratings": ratings, "vector": vector}
 
     def learn(state: FeedbackState) -> FeedbackState:
         trace, step = state["trace"], settings.learning_rate * (1 if state["rating"] > 0 else -1)
@@ -97,13 +105,17 @@ def build_feedback_graph(memory: Any) -> Any:
         usage = memory.tiers.usage(trace["user_id"])
         usage.note(ids[0], "episode", state["now"], settings.correction_importance, pinned=True)
         [promoted] = usage.rate(ids[:1], {ids[0]: "episode"}, trace["route"], 1.0, state["now"])
-        return {"correction_id": ids[0], "changed": {**state["changed"], promoted.item_id: promoted}}
+        return {"correction_id": ids[0], "changed": {**state["changed"], promoted.item_id: promoted},
+                "ratings": [*state["ratings"], _rating(state["trace_id"], ids[0], trace["route"], 1.0, state["now"])]}
 
     def write(state: FeedbackState) -> FeedbackState:
         user_id = state["trace"]["user_id"]
+        ratings = list({r.id: r for r in state["ratings"]}.values())  # one per memory and answer
         memory.derived.upsert(USAGE, [u.row(user_id) for u in state["changed"].values()])
         memory.derived.upsert(WEIGHTS, [{"id": f"{user_id}\x00{k}", "user_id": user_id, "key": k, "value": v}
                                         for k, v in state["weights"].items()])
+        memory.derived.upsert(RATINGS, [r.row(user_id, state["vector"]) for r in ratings])
+        memory.tiers.usage(user_id).add_ratings(ratings, state["vector"])
         return {}
 
     graph = StateGraph(FeedbackState).add_sequence([
@@ -111,3 +123,8 @@ def build_feedback_graph(memory: Any) -> Any:
     graph.add_edge(START, "load")
     graph.add_edge("write", END)
     return graph.compile()
+
+
+def _rating(trace_id: str, item_id: str, route: str, delta: float, now: datetime) -> Rating:
+    """One memory's rating from one answer: a retried rating replaces it (same id)."""
+    return Rating(f"{trace_id}\x00{item_id}", item_id, route, delta, now)

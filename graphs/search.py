@@ -56,13 +56,15 @@ class SearchState(TypedDict, total=False):
 
 def build_search_graph(store: LanceStore, embedder: Embedder, settings: RetrievalSettings,
                        signals: frozenset[Signal] = frozenset(Signal), tiers: DerivedTiers | None = None,
-                       fallback_min_similarity: float = 0.3, demote_factor: float = 0.5) -> Any:
+                       fallback_min_similarity: float = 0.3, demote_factor: float = 0.5,
+                       similar_question: float = 0.7) -> Any:
     """Compile the search graph; ``signals`` restricts it (e.g. BM25 only, for baselines).
 
     With ``tiers``, archived memories are skipped unless the best active vector hit is
     less similar than ``fallback_min_similarity`` (then everything is searched), and
-    each memory's feedback for the question's route scales its score
-    (``demote_factor`` per net bad rating, ``2 - demote_factor`` per net good one).
+    each memory's ratings for questions like this one (same route, cosine similarity
+    at least ``similar_question``) scale its score (``demote_factor`` per net bad
+    rating, ``2 - demote_factor`` per net good one).
     """
     weights = {Signal.LEXICAL: settings.lexical_weight, Signal.VECTOR: settings.vector_weight,
                Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
@@ -95,7 +97,7 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
                                                   state["where"], settings.lexical_context)
         return {"found": {signal: [(i, v) for i, v in hits if i not in hidden] for signal, hits in found.items()},
-                "hidden": hidden}
+                "hidden": hidden, "vector": vector}
 
     def hidden_ids(state: SearchState, vector_found: list[tuple[str, float]]) -> set[str]:
         """Archived memories to skip: none with include_archived, or when nothing active matches."""
@@ -125,8 +127,9 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         learned = tiers.usage(state["user_id"]) if tiers is not None else None
         tuned = {s: w * (learned.weight(f"signal:{s.value}") if learned else 1.0) for s, w in weights.items()}
         fused = policy.fuse(state["found"], tuned)
-        if learned is not None and state.get("route"):
-            policy.apply_feedback(fused, learned.route_feedback(state["route"]), demote_factor)
+        if learned is not None and state.get("route") and state.get("vector") is not None:
+            rated = learned.rated_like(state["vector"], state["route"], similar_question)
+            policy.apply_feedback(fused, rated, demote_factor)
         if state["ranges"]:
             index = store.user_index(state["user_id"])
             bounds = [(micros(r.start), micros(r.end)) for r in state["ranges"]]

@@ -100,7 +100,8 @@ class FeedbackSettings(BaseModel):
     min_weight: float = Field(0.25, gt=0, description="lower clamp of a per-user signal or route weight (1.0 = unchanged)")
     max_weight: float = Field(4.0, gt=0, description="upper clamp of a per-user signal or route weight")
     correction_importance: float = Field(1.0, ge=0, le=1, description="importance of the episode a correction stores (it is also pinned)")
-    demote_factor: float = Field(0.5, ge=0, le=1, description="a bad rating multiplies the ranking score of the memories it used by this, for that route")
+    demote_factor: float = Field(0.5, ge=0, le=1, description="a bad rating multiplies the ranking score of the memories it used by this, for questions like the rated one")
+    similar_question: float = Field(0.7, ge=-1, le=1, description="a rating counts for a question of the same route at least this similar (cosine) to the rated one")
 
     @model_validator(mode="after")
     def _clamps_in_order(self) -> FeedbackSettings:

@@ -25,7 +25,7 @@ from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUser
 from memagent.llm import ChatAdapter
 from memagent.locks import UserLocks
 from memagent.portable import dump_lines, read_episodes
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
+from memagent.store.derived import ENTITIES, RATINGS, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
 from memagent.store.lance import LanceStore
 from memagent.tiers.cache import DerivedTiers
 from memagent.tiers.episodic import check_id
@@ -158,6 +158,7 @@ class Memory:
         self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
         self.derived.delete(STATEMENTS, user_id, emptied)
         self.derived.delete(USAGE, user_id, [*episode_ids, *emptied])  # nothing of them stays behind
+        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings({*episode_ids, *emptied}))
         for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
             touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
             self.derived.delete(kind, user_id, [x.id for x in touched if set(x.evidence_ids) <= episode_ids])
@@ -298,7 +299,8 @@ class Memory:
         settings = retrieval or self.config.retrieval
         graph = self._graph(("search", chosen, settings), lambda: build_search_graph(
             self.store, self.embedder, settings, chosen, self.tiers,
-            self.config.forgetting.fallback_min_similarity, self.config.feedback.demote_factor))
+            self.config.forgetting.fallback_min_similarity, self.config.feedback.demote_factor,
+            self.config.feedback.similar_question))
         state = {"user_id": user_id, "query": query.strip(), "k": k, "use_time": use_time,
                  "now": to_datetime(now) if now is not None else self.clock(),
                  "since": to_datetime(since) if since is not None else None,
@@ -357,13 +359,14 @@ class Memory:
                 "correction_id": out.get("correction_id"), "weights": out["weights"]}
 
     def reset_feedback(self, user_id: str) -> None:
-        """Forget what a user's feedback taught: learned weights and per-route ratings."""
+        """Forget what a user's feedback taught: learned weights and ratings."""
         check_id(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             usage = self.tiers.usage(user_id)
             self.derived.delete(WEIGHTS, user_id, [f"{user_id}\x00{k}" for k in usage.weights])
             rated = [replace(u, route_feedback={}) for u in usage.records.values() if u.route_feedback]
             self.derived.upsert(USAGE, [u.row(user_id) for u in rated])
+            self.derived.delete(RATINGS, user_id, usage.drop_ratings())
             self.tiers.drop(user_id)
 
     def forget(self, user_id: str, dry_run: bool = True, at: Any = None) -> list[Any]:

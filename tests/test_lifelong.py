@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memagent import InvalidInputError
+from memagent import InvalidInputError, Memory
 from memagent.graphs.feedback import TraceNotFoundError
 from memagent.policies.forgetting import stability_days
 from memagent.store.derived import USAGE
@@ -107,6 +107,25 @@ def test_bad_ratings_demote_a_memory_for_that_route_only(memory):
     other_route = memory.search("u", "Where did I go hiking?", k=2, route="abstraction")
     assert other_route[0].episode.id == top
     assert set(ids) == {h.episode.id for h in after}
+
+
+def test_a_bad_rating_demotes_for_questions_like_the_rated_one_and_survives_a_reopen(tmp_path, memory, embedder):
+    add(memory, "u", "s1", "2023-03-01", "I went hiking in the Alps in May.", "I went hiking in the Andes in June.",
+        "I love to travel to the Alps and the Andes every winter.")
+    memory.consolidate("u")
+    unrelated = "Where do I like to travel?"
+    before = [h.episode.id for h in memory.search("u", unrelated, k=3, route="extraction")]
+    answer = memory.ask("u", "Where did I go hiking?", at="2023-07-01", route="extraction")
+    top = answer.episode_ids[0]
+    memory.feedback(answer.trace_id, "bad")
+    similar = "Where did I go hiking last spring?"
+    assert memory.search("u", similar, k=3, route="extraction")[0].episode.id != top
+    assert [h.episode.id for h in memory.search("u", unrelated, k=3, route="extraction")] == before
+    with Memory(tmp_path / "data", embedder=embedder) as reopened:  # ratings are stored with the user
+        assert reopened.search("u", similar, k=3, route="extraction")[0].episode.id != top
+        reopened.reset_feedback("u")
+        assert reopened.search("u", similar, k=3, route="extraction")[0].episode.id == top
+        assert reopened.tiers.usage("u").ratings == []
 
 
 def test_feedback_rejects_bad_input(memory):

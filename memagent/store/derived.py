@@ -21,7 +21,7 @@ from lancedb.index import FTS, BTree
 from memagent.store.lance import sql_str
 
 STATEMENTS, ENTITIES, RELATIONS, WATERMARKS, TRACES = "statements", "entities", "relations", "watermarks", "traces"
-USAGE, WEIGHTS = "usage", "weights"
+USAGE, WEIGHTS, RATINGS = "usage", "weights", "ratings"
 _TS = pa.timestamp("us", tz="UTC")
 _IDS = pa.list_(pa.string())
 
@@ -63,6 +63,11 @@ def derived_schemas(dim: int) -> dict[str, pa.Schema]:
         WEIGHTS: pa.schema([
             pa.field("id", pa.string(), nullable=False), pa.field("user_id", pa.string(), nullable=False),
             pa.field("key", pa.string()), pa.field("value", pa.float32())]),
+        # one row per memory per rated answer: the rated question's vector keys the rating
+        RATINGS: pa.schema([
+            pa.field("id", pa.string(), nullable=False), pa.field("user_id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string()), pa.field("route", pa.string()), pa.field("delta", pa.float32()),
+            pa.field("rated_at", _TS), vector]),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
+from memagent.store.derived import ENTITIES, RATINGS, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
 from memagent.tiers.knowledge import UserGraph
 from memagent.tiers.profile import UserProfile
 from memagent.tiers.usage import UserUsage
@@ -53,7 +53,8 @@ class DerivedTiers:
             if entry is not None:
                 self._usage.move_to_end(user_id)
                 return entry
-        loaded = UserUsage.from_arrow(user_id, self.store.rows(USAGE, user_id), self.store.rows(WEIGHTS, user_id))
+        loaded = UserUsage.from_arrow(user_id, self.store.rows(USAGE, user_id), self.store.rows(WEIGHTS, user_id),
+                                      self.store.rows(RATINGS, user_id))
         with self._lock:
             entry = self._usage.setdefault(user_id, loaded)
             while len(self._usage) > self.max_users:

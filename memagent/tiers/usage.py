@@ -5,8 +5,11 @@ One ``Usage`` per episode, statement or relation, written at consolidation (its
 importance), on every answer that uses it (a use), on every rating (feedback,
 overall and per route) and by the forgetting job (archived or not, and why).
 ``UserUsage`` holds one user's records and weights in memory; the caller
-writes the records it changed. Feedback per route lets a bad rating demote a
-memory for that kind of question only.
+writes the records it changed.
+
+Ratings are also kept one by one, each with the vector of the question that was
+rated: a bad rating demotes a memory for questions like the rated one (same
+route, similar wording), not for every question it might answer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 
 from memagent.policies.forgetting import ItemState
@@ -46,24 +50,75 @@ class Usage:
                 "pinned": self.pinned, "archived": self.archived, "reason": self.reason}
 
 
-class UserUsage:
-    """One user's usage records and learned weights."""
+@dataclass(frozen=True)
+class Rating:
+    """One rating of one memory, for the question (its vector) and route of the rated answer."""
 
-    def __init__(self, user_id: str, records: dict[str, Usage], weights: dict[str, float]) -> None:
+    id: str
+    item_id: str
+    route: str
+    delta: float
+    rated_at: datetime
+
+    def row(self, user_id: str, vector: np.ndarray) -> dict:
+        return {"id": self.id, "user_id": user_id, "item_id": self.item_id, "route": self.route,
+                "delta": self.delta, "rated_at": self.rated_at, "vector": vector}
+
+
+class UserUsage:
+    """One user's usage records, ratings and learned weights."""
+
+    def __init__(self, user_id: str, records: dict[str, Usage], weights: dict[str, float],
+                 ratings: list[Rating] | None = None, rating_vectors: np.ndarray | None = None) -> None:
         self.user_id = user_id
         self.records = records
         self.weights = weights
         self.archived = {i for i, u in records.items() if u.archived}
+        self.ratings: list[Rating] = list(ratings or [])
+        self.rating_vectors = rating_vectors if rating_vectors is not None else np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
-    def from_arrow(cls, user_id: str, usage: pa.Table, weights: pa.Table) -> UserUsage:
+    def from_arrow(cls, user_id: str, usage: pa.Table, weights: pa.Table, ratings: pa.Table | None = None) -> UserUsage:
+        rated, vectors = [], None
+        if ratings is not None and ratings.num_rows:
+            rated = [Rating(r["id"], r["item_id"], r["route"], float(r["delta"]), _aware(r["rated_at"]))
+                     for r in ratings.drop_columns(["vector"]).to_pylist()]
+            vectors = np.asarray(ratings.column("vector").to_pylist(), dtype=np.float32)
         records = {}
         for r in usage.to_pylist():
             records[r["id"]] = Usage(r["id"], r["kind"], _aware(r["created"]), float(r["importance"] or 0.0),
                                      int(r["accesses"] or 0), _aware(r["last_reinforced"]), float(r["feedback"] or 0.0),
                                      json.loads(r["route_feedback"] or "{}"), bool(r["pinned"]), bool(r["archived"]),
                                      r["reason"] or "")
-        return cls(user_id, records, {r["key"]: float(r["value"]) for r in weights.to_pylist()})
+        return cls(user_id, records, {r["key"]: float(r["value"]) for r in weights.to_pylist()}, rated, vectors)
+
+    def add_ratings(self, ratings: list[Rating], vector: np.ndarray) -> None:
+        """Keep ratings given for one question (``vector``); one with a known id replaces it."""
+        fresh = {r.id for r in ratings}
+        keep = [i for i, r in enumerate(self.ratings) if r.id not in fresh]
+        old = self.rating_vectors[keep] if keep else np.zeros((0, len(vector)), dtype=np.float32)
+        self.ratings = [self.ratings[i] for i in keep] + list(ratings)
+        self.rating_vectors = np.vstack([old, np.tile(np.asarray(vector, dtype=np.float32), (len(ratings), 1))])
+
+    def drop_ratings(self, item_ids: set[str] | None = None) -> list[str]:
+        """Forget the ratings of ``item_ids`` (all when None); return their ids."""
+        keep = [i for i, r in enumerate(self.ratings) if item_ids is not None and r.item_id not in item_ids]
+        gone = [r.id for i, r in enumerate(self.ratings) if i not in set(keep)]
+        self.ratings = [self.ratings[i] for i in keep]
+        self.rating_vectors = self.rating_vectors[keep] if keep else np.zeros((0, 0), dtype=np.float32)
+        return gone
+
+    def rated_like(self, vector: np.ndarray, route: str | None, min_similarity: float) -> dict[str, float]:
+        """Each memory's net rating over the rated questions of ``route`` at least
+        ``min_similarity`` similar to ``vector`` (any route when ``route`` is None)."""
+        if not self.ratings:
+            return {}
+        similar = self.rating_vectors @ np.asarray(vector, dtype=np.float32) >= min_similarity
+        net: dict[str, float] = {}
+        for rating, close in zip(self.ratings, similar):
+            if close and (route is None or rating.route == route):
+                net[rating.item_id] = net.get(rating.item_id, 0.0) + rating.delta
+        return net
 
     def put(self, usage: Usage) -> Usage:
         self.records[usage.item_id] = usage

@@ -164,7 +164,7 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
             "llm_calls": result.llm_calls}])
         if not result.abstained:  # a use reinforces the memories the answer came from
             usage = memory.tiers.usage(state["user_id"])
-            items = [e for e in result.evidence if e.kind in ("episode", "statement") and e.id in sources]
+            items = [e for e in result.evidence if e.kind in ("episode", "statement", "relation") and e.id in sources]
             changed = usage.used([e.id for e in items], {e.id: e.kind for e in items}, state["now"])
             memory.derived.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
         return {"answer": result}

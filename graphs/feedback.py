@@ -65,7 +65,7 @@ def build_feedback_graph(memory: Any) -> Any:
         trace, now, delta = state["trace"], state["now"], state["rating"]
         user_id, route = trace["user_id"], trace["route"]
         usage = memory.tiers.usage(user_id)
-        evidence = [e for e in json.loads(trace["evidence"]) if e[0] in ("episode", "statement")]
+        evidence = [e for e in json.loads(trace["evidence"]) if e[0] in ("episode", "statement", "relation")]
         used = [(e[0], e[1]) for e in evidence if len(e) > 3 and e[3]] or [(e[0], e[1]) for e in evidence[:1]]
         changed = {u.item_id: u for u in usage.rate([i for _, i in used], dict((i, k) for k, i in used), route,
                                                    delta, now)}

@@ -163,7 +163,7 @@ def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
 
 
 def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile) -> list[Usage]:
-    """How much each episode of the batch and each new statement matters, for forgetting."""
+    """How much each episode of the batch and each new statement and graph fact matters, for forgetting."""
     categories: dict[str, list] = {}
     for c in state["candidates"]:
         categories.setdefault(c.episode_id, []).append(c.category)
@@ -176,6 +176,9 @@ def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile
         s = profile.get(statement_id)
         if s is not None and s.kind == "statement":
             changed.append(usage.note(s.id, "statement", s.valid_from, importance_of_statement(s.category, s.confidence)))
+    for r in state["relations"].values():  # a graph fact matters as much as the turn that said it
+        importance = max((usage.records[i].importance for i in r.evidence_ids if i in usage.records), default=0.0)
+        changed.append(usage.note(r.id, "relation", r.valid_from, importance))
     return changed
 
 
@@ -191,12 +194,14 @@ def build_forget_graph(tiers: DerivedTiers, settings: Any) -> Any:
 
     assess builds each memory's state (importance, uses, feedback, whether a
     statement is closed) and asks the forgetting policy; apply writes the archive
-    flags that change. Closed statements are history: never archived.
+    flags that change. Closed statements and relations are history: never archived.
     """
 
     def assess(state: ForgetState) -> ForgetState:
         usage, profile = tiers.usage(state["user_id"]), tiers.profile(state["user_id"])
+        graph = tiers.graph(state["user_id"])
         closed = {s.id for s in profile.statements if s.valid_to is not None}
+        closed |= {r.id for r in graph.relations.values() if r.valid_to is not None}
         items = [u.state(closed=u.item_id in closed) for u in usage.records.values()]
         return {"decisions": forgetting.decide(items, state["now"], settings)}
 

@@ -261,16 +261,19 @@ class Memory:
             span = f"{relation.valid_from:%-d %B %Y} to {relation.valid_to:%-d %B %Y}"
         return f"{relation.text} ({span})"
 
-    def search_facts(self, user_id: str, query: str, k: int = 10) -> list[FactHit]:
-        """Profile statements and graph facts nearest to ``query``, each with its source episodes."""
+    def search_facts(self, user_id: str, query: str, k: int = 10, *,
+                     include_archived: bool = False) -> list[FactHit]:
+        """Profile statements and graph facts nearest to ``query``, each with its source
+        episodes. Archived statements and facts are skipped unless ``include_archived``."""
         from memagent.graphs.search import derived_hits
 
         check_id(user_id)
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
         vector = self.embedder.embed([query.strip()])[0]
+        hidden = set() if include_archived else self.tiers.usage(user_id).archived
         return [FactHit(item, score, self.store.get(user_id, list(item.evidence_ids)))
-                for item, score in derived_hits(self.tiers, user_id, vector, k)]
+                for item, score in derived_hits(self.tiers, user_id, vector, k, hidden)]
 
     # --- reading ----------------------------------------------------------------
     def search(self, user_id: str, query: str, k: int = 10, since: Any = None, until: Any = None,

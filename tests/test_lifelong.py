@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from memagent import InvalidInputError, Memory
@@ -41,6 +43,20 @@ def test_archived_memories_come_back_when_nothing_active_matches(memory):
     assert greeting[0].episode.id == ids[1] or ids[0] in [h.episode.id for h in greeting]
     everything = memory.search("u", "What is my job at the hospital?", k=5, include_archived=True)
     assert ids[0] in [h.episode.id for h in everything]
+
+
+def test_search_facts_skips_archived_statements_and_graph_facts_unless_asked(memory):
+    add(memory, "u", "s1", "2023-01-10", "I work as a nurse at Santa Maria hospital.")
+    memory.consolidate("u")
+    found = memory.search_facts("u", "Where do I work?", k=5)
+    usage = memory.tiers.usage("u")
+    assert {usage.records[h.item.id].kind for h in found} == {"statement", "relation"}  # both can be forgotten
+    assert {"statement", "relation"} <= {d.kind for d in memory.forget("u", at="2040-01-01")}
+    for hit in found:
+        usage.put(replace(usage.records[hit.item.id], archived=True))  # as the forgetting job does
+        assert hit.item.id not in [h.item.id for h in memory.search_facts("u", "Where do I work?", k=5)]
+        assert hit.item.id in [h.item.id for h in memory.search_facts("u", "Where do I work?", k=5,
+                                                                         include_archived=True)]
 
 
 def test_uses_reinforce_so_a_used_memory_outlives_an_unused_one(memory):

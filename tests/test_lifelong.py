@@ -9,7 +9,7 @@ import pytest
 from memagent import InvalidInputError, Memory
 from memagent.graphs.feedback import TraceNotFoundError
 from memagent.policies.forgetting import stability_days
-from memagent.store.derived import USAGE
+from memagent.store.derived import RATINGS, USAGE
 
 
 def add(memory, user, session, when, *texts, role="Sam"):
@@ -142,6 +142,20 @@ def test_a_bad_rating_demotes_for_questions_like_the_rated_one_and_survives_a_re
         reopened.reset_feedback("u")
         assert reopened.search("u", similar, k=3, route="extraction")[0].episode.id == top
         assert reopened.tiers.usage("u").ratings == []
+
+
+def test_deleting_a_rated_episode_deletes_its_ratings_and_no_other_users(memory):
+    for user in ("u", "v"):
+        add(memory, user, "s1", "2023-03-01", "I went hiking in the Alps in May.", "I went hiking in the Andes in June.")
+        answer = memory.ask(user, "Where did I go hiking?", at="2023-07-01", route="extraction")
+        memory.feedback(answer.trace_id, "bad")
+    rated = {r.item_id for r in memory.tiers.usage("u").ratings}
+    assert rated
+    for item in rated:
+        memory.delete("u", item)
+    assert not {r.item_id for r in memory.tiers.usage("u").ratings} & rated
+    assert not memory.derived.rows(RATINGS, "u").num_rows
+    assert memory.derived.rows(RATINGS, "v").num_rows == len(memory.tiers.usage("v").ratings) > 0
 
 
 def test_feedback_rejects_bad_input(memory):

@@ -3,7 +3,7 @@
     python examples/long_running_assistant.py [--data-dir DIR]
 
 Runs offline (no LLM, the packaged embedder). Shows consolidation and forgetting
-driven by the scheduler, knowledge that changes over time, answers by route,
+driven by the scheduler, knowledge and a preference that change over time, answers by route,
 feedback that changes the next answer, and each user's profile at several dates.
 """
 import argparse
@@ -28,7 +28,7 @@ def day(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(hour=12, tzinfo=timezone.utc)
 
 
-# What each user says, by day. Facts, a move and a new job, and small talk.
+# What each user says, by day. Facts, a move, a new job, a changed taste, and small talk.
 CONVERSATIONS = {
     "2024-01-08": {"maya": ["Hi there! How are you today?", "I live in Lisbon with my partner.",
                             "I work as an engineer at Siemens."],
@@ -42,7 +42,8 @@ CONVERSATIONS = {
                    "leo": ["Hello again!", "My sister Ana lives in Madrid."]},
     "2024-04-12": {"maya": ["I started as a data analyst at Spotify.", "Thanks, bye!"],
                    "leo": ["I drink coffee every morning.", "Sure, sounds good."]},
-    "2024-05-18": {"maya": ["I love jazz, especially live concerts.", "See you!"],
+    "2024-05-18": {"maya": ["I love jazz, especially live concerts.",
+                            "After the trip to Tokyo my favourite food is ramen now.", "See you!"],
                    "leo": ["I have a dog named Rex.", "Cool, thanks."]},
 }
 
@@ -98,12 +99,13 @@ def main() -> None:
             today += timedelta(days=1)
         print("job stats:", scheduler.summary())
 
-        section("knowledge that changed over time: maya moved and changed jobs")
+        section("knowledge that changed over time: maya moved, changed jobs and found a new favourite food")
         for when in ("2024-02-01", "2024-03-15", "2024-06-30"):
             show_profile(memory, "maya", day(when))
         for when in ("2024-02-15", "2024-06-30"):  # the answer depends on when it is asked
             ask(memory, "maya", "Where do I live?", day(when))
             ask(memory, "maya", "Where do I work?", day(when))
+            ask(memory, "maya", "What is my favourite food?", day(when))
 
         section("facts in maya's knowledge graph, then and now")
         for when in ("2024-02-01", "2024-06-30"):

@@ -25,6 +25,7 @@ from langgraph.graph import END, START, StateGraph
 from memagent import answering
 from memagent.extraction import NON_USER_ROLES
 from memagent.policies import answering as policy
+from memagent.policies.consolidation import same_slot
 from memagent.policies.routing import RouteDecision
 from memagent.store.derived import TRACES, USAGE
 from memagent.types import Answer, Evidence, Relation, Route, Statement
@@ -181,7 +182,7 @@ def _slot_value(profile: Any, slot: str | None, named: set[str], now: datetime) 
     if slot is None:
         return None
     valid = [profile.statements[n] for n in profile.active(now)]
-    found = [s for s in valid if s.slot == slot and s.value and (not named or s.subject.lower() in named)]
+    found = [s for s in valid if same_slot(s.slot, slot) and s.value and (not named or s.subject.lower() in named)]
     return max(found, key=lambda s: s.valid_from, default=None)
 
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from memagent.policies.consolidation import favourite_slot
 from memagent.timeparse import find_time_ranges
 from memagent.types import Candidate, Category, Episode, TimeRange, Triple
 
@@ -349,7 +350,11 @@ _CALENDAR = re.compile(r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon
 
 
 def read_slot(sentence: str) -> tuple[str, str] | None:
-    """An exclusive attribute named plainly: home, employer, job or partner."""
+    """An exclusive attribute named plainly: home, employer, job, partner or a favourite.
+
+    >>> read_slot("My favourite food is grilled sardines now."), read_slot("Jazz is my favorite music!")
+    (('favourite food', 'grilled sardines'), ('favourite music', 'Jazz'))
+    """
     for slot, pattern in (("home", _HOME), ("employer", _EMPLOYER), ("partner", _PARTNER)):
         match = pattern.search(sentence)
         if match:
@@ -357,7 +362,36 @@ def read_slot(sentence: str) -> tuple[str, str] | None:
     if _SINGLE.search(sentence):
         return "partner", "single"
     match = _JOB.search(sentence)
-    return ("job", match.group("x")) if match else None
+    if match:
+        return "job", match.group("x")
+    return read_favourite(sentence)
+
+
+_FAVOURITE = re.compile(r"\b[Mm]y\s+(?:(?:all-time|absolute|new|current)\s+)?favou?rite\s+"
+                        r"(?P<thing>[a-z]+(?:\s+[a-z]+)?)\s+(?:(?:these days|nowadays|right now|at the moment)\s+)?"
+                        r"(?:is|are|has become|has to be)\s+(?:now\s+|still\s+|definitely\s+|probably\s+)?"
+                        r"(?P<x>[^.,;:!?]+)")
+_FAVOURITE_FIRST = re.compile(r"(?:^|[.!?]\s+)(?:(?:but|and|so|well|oh|actually|now),?\s+)?(?P<x>[\w'’ -]{1,40}?)\s+"
+                              r"(?:is|are)\s+(?:still\s+|now\s+|definitely\s+)?my\s+(?:(?:new|all-time)\s+)?"
+                              r"favou?rite\s+(?P<thing>[a-z]+)\b", re.I)
+_VALUE_END = re.compile(r"\s+(?:because|since|but|and I|and it|which|who|that is|these days|now|at the moment)\b.*$", re.I)
+_NOT_VALUES = frozenset("it that this which what there".split())
+# "my favourite part is the ending" is about one film, not a lasting preference
+_CONTEXTUAL = frozenset("part parts thing things moment moments memory memories one ones way ways time times bit "
+                        "day days scene scenes line lines quote aspect kind sort".split())
+
+
+def read_favourite(sentence: str) -> tuple[str, str] | None:
+    """A favourite named plainly: "my favourite food is sushi" or "sushi is my favourite food"
+    gives ``("favourite food", "sushi")``; a later favourite food supersedes it."""
+    match = _FAVOURITE.search(sentence) or _FAVOURITE_FIRST.search(sentence)
+    if not match:
+        return None
+    value = _VALUE_END.sub("", match.group("x")).strip(" '’\"")
+    thing = match.group("thing").lower().split()
+    if thing[0] in _CONTEXTUAL or not value or value.lower() in _NOT_VALUES or len(value.split()) > 6:
+        return None
+    return favourite_slot(" ".join(thing)), value
 
 
 def _slot_triple(name: str, slot: str, value: str, sentence: str) -> Triple | None:
@@ -448,7 +482,7 @@ def _finish(text: str) -> str:
 
 
 _SLOT_CATEGORY = {"home": Category.LOCATION, "employer": Category.WORK, "job": Category.WORK,
-                  "partner": Category.RELATIONSHIP}
+                  "partner": Category.RELATIONSHIP, "favourite": Category.PREFERENCE}
 
 
 def _candidate(group: list[str], episode: Episode, name: str, other: str | None) -> Candidate:
@@ -458,9 +492,10 @@ def _candidate(group: list[str], episode: Episode, name: str, other: str | None)
         dated = [re.sub(rf",?\s*\b{re.escape(other)}(?=\s*[!.?]*$)", "", s) for s in dated]
     personal = " ".join(s for s in dated if _FIRST_PERSON.search(s))
     slot = read_slot(personal)
+    category = _SLOT_CATEGORY.get(slot[0].split()[0], categorize(personal)) if slot else categorize(personal)
     return Candidate(
         subject=name, text=" ".join(_finish(rewrite_pronouns(s, name, other)) for s in dated),
-        category=_SLOT_CATEGORY.get(slot[0], categorize(personal)) if slot else categorize(personal),
+        category=category,
         confidence=confidence(personal), episode_id=episode.id,
         session_id=episode.session_id, event_time=episode.event_time, slot=slot[0] if slot else None,
         value=slot[1] if slot else None, triples=read_triples(personal, name, slot))

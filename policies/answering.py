@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from memagent.policies.consolidation import favourite_slot
 from memagent.types import Route
 
 
@@ -45,16 +46,23 @@ _SLOT_QUESTIONS = {
 }
 
 
+_FAVOURITE_QUESTION = re.compile(r"\b(?:what|which|who)\b.*?\bfavou?rite\s+(?P<thing>[a-z]+(?:\s+[a-z]+){0,2})", re.I)
+
+
 def slot_asked(question: str) -> str | None:
-    """The exclusive attribute a question asks for ("Where do I live?" -> "home"), if any.
+    """The exclusive attribute a question asks for ("Where do I live?" -> "home"), if any;
+    a favourite's words may run on ("favourite food now"): see ``same_slot``.
 
     >>> slot_asked("Where does Sam live now?"), slot_asked("What did Sam eat?")
     ('home', None)
+    >>> slot_asked("What is my favorite food now?")
+    'favourite food now'
     """
     for slot, pattern in _SLOT_QUESTIONS.items():
         if pattern.search(question):
             return slot
-    return None
+    match = _FAVOURITE_QUESTION.search(question)
+    return favourite_slot(match.group("thing")) if match else None
 
 
 # How far (in sentence-ranking score) the best evidence by or about the named person may

@@ -79,6 +79,24 @@ def decide(candidate: Candidate, vector: np.ndarray, active: Sequence[Statement]
     return Decision(NEW)
 
 
+def favourite_slot(thing: str) -> str:
+    """The slot of a favourite, so that "favourite foods" and "favorite food" are one slot.
+
+    >>> favourite_slot("Foods"), favourite_slot("ice cream")
+    ('favourite food', 'favourite ice cream')
+    """
+    words = [w[:-1] if w.endswith("s") and not w.endswith("ss") and len(w) > 3 else w for w in thing.lower().split()]
+    return " ".join(["favourite", *words])
+
+
+def same_slot(stored: str | None, asked: str) -> bool:
+    """Whether a statement's slot answers the slot a question asks for: the same slot, or a
+    favourite named by the first words of the asked one ("favourite food" for "favourite food now")."""
+    if stored is None:
+        return False
+    return stored == asked or (stored.startswith("favourite ") and f"{asked} ".startswith(f"{stored} "))
+
+
 def _norm(value: str) -> str:
     return " ".join(value.lower().split())
 

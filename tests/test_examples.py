@@ -45,6 +45,12 @@ def test_knowledge_update_old_value_earlier_new_value_later(long_running):
     assert "Maya lives in Lisbon (8 January 2024 to 2 March 2024)" in long_running  # a closed graph fact
 
 
+def test_a_preference_that_changed_over_time(long_running):
+    food = dict(answers(long_running, "maya", "What is my favourite food?"))
+    assert food == {"2024-02-15": "grilled sardines", "2024-06-30": "ramen"}
+    assert "Maya's favourite food is grilled sardines. (valid 2024-01-20 .. 2024-05-18)" in long_running
+
+
 def test_the_forget_job_archives_small_talk(long_running):
     archived = re.findall(r"forget job: archive \w+'s episode '(.*?)' \(", long_running)
     small_talk = {"Hi there! How are you today?", "Hey, good morning!", "Haha yes, sounds good.", "Thanks, talk soon!",

@@ -122,10 +122,19 @@ def test_hedged_statements_get_lower_confidence():
     ("I'm a high school teacher now.", "job", "high school teacher"),
     ("I'm married to Tom and we have two kids.", "partner", "Tom"),
     ("I broke up with my boyfriend last week.", "partner", "single"),
+    ("My favourite food these days is ramen, honestly.", "favourite food", "ramen"),
+    ("Harry Potter is my favorite book.", "favourite book", "Harry Potter"),
+    ("Oh, my new favorite bands are The Beths and Wet Leg.", "favourite band", "The Beths and Wet Leg"),
 ])
 def test_slots_for_exclusive_attributes(text, slot, value):
     cand = extract(episode(text))[0]
     assert (cand.slot, cand.value) == (slot, value)
+
+
+def test_a_favourite_is_a_preference_but_a_favourite_part_of_something_is_no_slot():
+    food = extract(episode("My favourite food is sushi."))[0]
+    assert (food.category, food.slot) == (Category.PREFERENCE, "favourite food")
+    assert extract(episode("My favorite part is the ending, it made me cry."))[0].slot is None
 
 
 def test_no_slot_without_a_clear_pattern():

@@ -82,6 +82,18 @@ def test_knowledge_update_current_answer_and_answer_at_a_date_in_between(memory)
     assert memory.ask("u", "Where do I live?", at="2023-05-01").text == "Lisbon"
 
 
+def test_a_changed_favourite_closes_the_old_one_and_answers_by_date(memory):
+    add(memory, "u", "s1", "2023-01-15", "My favourite food is sushi, I could eat it every day.")
+    add(memory, "u", "s2", "2023-06-20", "Honestly, my favorite food is ramen now.")
+    memory.consolidate("u")
+    assert memory.ask("u", "What is my favourite food?", at="2023-09-01").text == "ramen"
+    assert memory.ask("u", "What's my favorite food?", at="2023-03-01").text == "sushi"
+    now = [s for s in memory.profile("u", at="2023-09-01") if s.slot == "favourite food"]
+    assert [s.value for s in now] == ["ramen"]
+    [old] = [s for s in memory.profile("u", at="2023-03-01") if s.slot == "favourite food"]
+    assert old.value == "sushi" and old.valid_to is not None
+
+
 def test_bad_feedback_with_a_correction_changes_the_next_answer(memory):
     add(memory, "u", "s1", "2023-03-01", "I live in Lisbon.", "My favourite dish is bacalhau.")
     memory.consolidate("u")

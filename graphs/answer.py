@@ -14,6 +14,7 @@ question, route, evidence and answer under an id that feedback can refer to.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import replace
@@ -25,7 +26,6 @@ from langgraph.graph import END, START, StateGraph
 from memagent import answering
 from memagent.extraction import NON_USER_ROLES
 from memagent.policies import answering as policy
-from memagent.policies.consolidation import same_slot
 from memagent.policies.routing import RouteDecision
 from memagent.store.derived import TRACES, USAGE
 from memagent.types import Answer, Evidence, Relation, Route, Statement
@@ -76,7 +76,7 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
         user_id, question, decision = state["user_id"], state["question"], state["decision"]
         plan = policy.PLANS[decision.route]
         tuned = memory.config.retrieval.model_copy(update={"fact_weight": plan.fact_weight})
-        superseded, stale = _superseded(memory.tiers.profile(user_id), state["now"])
+        superseded, stale = _superseded(memory.tiers.profile(user_id), state["now"], policy.slot_asked(question))
         hits = memory.search(user_id, question, k=plan.episodes + len(stale), now=state["now"], retrieval=tuned,
                              route=decision.route, until=state["now"] + timedelta(days=1))
         hits = [h for h in hits if h.episode.id not in stale][:plan.episodes]
@@ -89,7 +89,7 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
                    and (f.item.valid_from is None or f.item.valid_from <= state["now"])]
         if plan.graph_facts:
             graph = memory.tiers.graph(user_id)
-            seen = {e.id for e in derived}
+            seen = {e.id for e in derived} | memory.tiers.usage(user_id).archived
             named = answering.names_in(question, [e.name for e in graph.entities.values()])
             for entity in (e for e in graph.entities.values() if e.name.lower() in named):
                 for relation in graph.facts(entity.id)[:plan.graph_facts]:
@@ -118,7 +118,10 @@ def build_answer_graph(memory: Any, router: Any) -> Any:
                         "reason": "chat model", "llm_calls": 1, "sources": [e.id for e in state["used"][:3]]}
         people = {p for p in memory.speakers(state["user_id"]) if p.lower() not in GENERIC_ROLES}
         named = answering.names_in(question, people)
-        current = _slot_value(memory.tiers.profile(state["user_id"]), policy.slot_asked(question), named, state["now"])
+        profile = memory.tiers.profile(state["user_id"])
+        known = people | {s.subject for s in profile.statements}
+        slot = None if _names_someone_else(question, known) else policy.slot_asked(question)
+        current = _slot_value(profile, slot, named, state["now"])
         if current is not None:
             return {"text": current.value, "abstained": False, "reason": f"profile: {current.slot}", "llm_calls": 0,
                     "sources": [current.id, *current.evidence_ids],
@@ -182,25 +185,35 @@ def _slot_value(profile: Any, slot: str | None, named: set[str], now: datetime) 
     if slot is None:
         return None
     valid = [profile.statements[n] for n in profile.active(now)]
-    found = [s for s in valid if same_slot(s.slot, slot) and s.value and (not named or s.subject.lower() in named)]
+    found = [s for s in valid if s.slot == slot and s.value and (not named or s.subject.lower() in named)]
     return max(found, key=lambda s: s.valid_from, default=None)
 
 
-def _superseded(profile: Any, now: datetime) -> tuple[set[str], set[str]]:
-    """Statements of an exclusive slot closed by ``now``, and the episodes that only they rest on.
+def _superseded(profile: Any, now: datetime, slot: str | None) -> tuple[set[str], set[str]]:
+    """Statements closed by ``now``, and, for a question about an exclusive ``slot``, the
+    episodes that only its closed statements rest on.
 
     "I live in Lisbon" stops being evidence for "where do I live?" once "we moved to
-    Porto" closed it; asked at a date before the move, it still is.
+    Porto" closed it; asked at a date before the move, it still is. For other
+    questions the episode stays evidence: it may say more than the old address.
     """
     closed = [s for s in profile.statements if s.slot and s.valid_to is not None and s.valid_to <= now]
     if not closed:
         return set(), set()
     still = {i for n in profile.active(now) if profile.statements[n].kind == "statement"
              for i in profile.statements[n].evidence_ids}
-    return {s.id for s in closed}, {i for s in closed for i in s.evidence_ids if i not in still}
+    return {s.id for s in closed}, {i for s in closed if s.slot == slot for i in s.evidence_ids if i not in still}
 
 
 def _evidence(item: Statement | Relation, score: float) -> Evidence:
     kind = item.kind if isinstance(item, Statement) else "relation"
     role = item.subject if isinstance(item, Statement) else ""
     return Evidence(kind, item.id, item.text, score, tuple(item.evidence_ids), role, item.valid_from)
+
+
+def _names_someone_else(question: str, people: set[str]) -> bool:
+    """Whether the question names (past its first word) someone who is neither a speaker nor
+    the subject of a statement: "Where does Ana live?" is not about the user's own home."""
+    known = {p.lower() for p in people} | {"i"}
+    return any(m.group(1).lower() not in known for m in re.finditer(r"\b([A-Z][a-z]+)(?:'s|’s)?\b", question)
+               if m.start() > 0)

@@ -367,15 +367,18 @@ def read_slot(sentence: str) -> tuple[str, str] | None:
     return read_favourite(sentence)
 
 
-_FAVOURITE = re.compile(r"\b[Mm]y\s+(?:(?:all-time|absolute|new|current)\s+)?favou?rite\s+"
-                        r"(?P<thing>[a-z]+(?:\s+[a-z]+)?)\s+(?:(?:these days|nowadays|right now|at the moment)\s+)?"
+_WHEN_NOW = r"(?:now|lately|today|currently|these days|nowadays|right now|at the moment)"
+_FAVOURITE = re.compile(rf"\b[Mm]y\s+(?:(?:all-time|absolute|new|current)\s+)?favou?rite\s+"
+                        rf"(?P<thing>[A-Za-z]+(?:\s+(?!{_WHEN_NOW}\b)[A-Za-z]+)?)\s+(?:{_WHEN_NOW}\s+)?"
                         r"(?:is|are|has become|has to be)\s+(?:now\s+|still\s+|definitely\s+|probably\s+)?"
                         r"(?P<x>[^.,;:!?]+)")
-_FAVOURITE_FIRST = re.compile(r"(?:^|[.!?]\s+)(?:(?:but|and|so|well|oh|actually|now),?\s+)?(?P<x>[\w'’ -]{1,40}?)\s+"
-                              r"(?:is|are)\s+(?:still\s+|now\s+|definitely\s+)?my\s+(?:(?:new|all-time)\s+)?"
-                              r"favou?rite\s+(?P<thing>[a-z]+)\b", re.I)
-_VALUE_END = re.compile(r"\s+(?:because|since|but|and I|and it|which|who|that is|these days|now|at the moment)\b.*$", re.I)
-_NOT_VALUES = frozenset("it that this which what there".split())
+_FAVOURITE_FIRST = re.compile(r"(?:^|[.!?]\s+)(?:(?:but|and|so|well|oh|actually|now),?\s+)?"
+                              r"(?:(?:I think|I guess|I'd say|I believe|I reckon|probably|definitely)\s+)?"
+                              r"(?P<x>[\w'’ -]{1,40}?)\s+(?:is|are)\s+(?:still\s+|now\s+|definitely\s+)?my\s+"
+                              r"(?:(?:new|all-time)\s+)?favou?rite\s+(?P<thing>[a-z]+)\b", re.I)
+_VALUE_END = re.compile(rf"\s+(?:because|since|but|and I|and it|which|who|that is|{_WHEN_NOW})\b.*$", re.I)
+_NOT_VALUES = frozenset("it that this which what there here today tonight tomorrow he she they you we this one "
+                        "that one mine".split()) | {"this one", "that one"}
 # "my favourite part is the ending" is about one film, not a lasting preference
 _CONTEXTUAL = frozenset("part parts thing things moment moments memory memories one ones way ways time times bit "
                         "day days scene scenes line lines quote aspect kind sort".split())

@@ -157,8 +157,10 @@ class Memory:
         changed, emptied = profile.remove_evidence(episode_ids)
         self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
         self.derived.delete(STATEMENTS, user_id, emptied)
-        self.derived.delete(USAGE, user_id, [*episode_ids, *emptied])  # nothing of them stays behind
-        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings({*episode_ids, *emptied}))
+        gone = {*episode_ids, *emptied, *(r.id for r in graph.relations.values() if set(r.evidence_ids) <= episode_ids
+                                          and episode_ids & set(r.evidence_ids))}
+        self.derived.delete(USAGE, user_id, sorted(gone))  # nothing of them stays behind
+        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings(gone))
         for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
             touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
             self.derived.delete(kind, user_id, [x.id for x in touched if set(x.evidence_ids) <= episode_ids])
@@ -358,16 +360,18 @@ class Memory:
         now = to_datetime(at) if at is not None else self.clock()
         out = graph.invoke({"trace_id": check_id(trace_id, "trace_id"), "rating": delta, "correction": correction,
                             "role": role, "now": now})
-        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"], "rated": len(out["changed"]),
+        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"], "rated": len({r.item_id for r in out["ratings"] if r.delta}),
                 "correction_id": out.get("correction_id"), "weights": out["weights"]}
 
     def reset_feedback(self, user_id: str) -> None:
-        """Forget what a user's feedback taught: learned weights and ratings."""
+        """Forget what a user's feedback taught: learned weights, ratings, and the feedback
+        counted into each memory's strength (uses and importance stay)."""
         check_id(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             usage = self.tiers.usage(user_id)
             self.derived.delete(WEIGHTS, user_id, [f"{user_id}\x00{k}" for k in usage.weights])
-            rated = [replace(u, route_feedback={}) for u in usage.records.values() if u.route_feedback]
+            rated = [replace(u, route_feedback={}, feedback=0.0) for u in usage.records.values()
+                     if u.route_feedback or u.feedback]
             self.derived.upsert(USAGE, [u.row(user_id) for u in rated])
             self.derived.delete(RATINGS, user_id, usage.drop_ratings())
             self.tiers.drop(user_id)

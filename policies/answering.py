@@ -46,17 +46,22 @@ _SLOT_QUESTIONS = {
 }
 
 
-_FAVOURITE_QUESTION = re.compile(r"\b(?:what|which|who)\b.*?\bfavou?rite\s+(?P<thing>[a-z]+(?:\s+[a-z]+){0,2})", re.I)
+# "What is my favourite food?", "What's Ana's favorite book these days?"; not "What restaurant
+# serves my favourite food?" or "What was my favourite food before ramen?".
+_FAVOURITE_QUESTION = re.compile(
+    r"^\s*(?:what|which|who)(?:'s|’s|\s+is|\s+are)\s+(?:my|your|[A-Z][\w-]*(?:'s|’s))\s+(?:(?:current|new|all-time)\s+)?"
+    r"favou?rite\s+(?P<thing>[a-z]+(?:\s+(?!now\b|currently\b|these\b|nowadays\b|at\b)[a-z]+)?)"
+    r"\s*(?:(?:now|currently|these days|nowadays|at the moment)\s*)?\??\s*$",
+    re.I)
 
 
 def slot_asked(question: str) -> str | None:
-    """The exclusive attribute a question asks for ("Where do I live?" -> "home"), if any;
-    a favourite's words may run on ("favourite food now"): see ``same_slot``.
+    """The exclusive attribute a question asks for ("Where do I live?" -> "home"), if any.
 
     >>> slot_asked("Where does Sam live now?"), slot_asked("What did Sam eat?")
     ('home', None)
-    >>> slot_asked("What is my favorite food now?")
-    'favourite food now'
+    >>> slot_asked("What is my favorite food now?"), slot_asked("What restaurant serves my favourite food?")
+    ('favourite food', None)
     """
     for slot, pattern in _SLOT_QUESTIONS.items():
         if pattern.search(question):

@@ -89,14 +89,6 @@ def favourite_slot(thing: str) -> str:
     return " ".join(["favourite", *words])
 
 
-def same_slot(stored: str | None, asked: str) -> bool:
-    """Whether a statement's slot answers the slot a question asks for: the same slot, or a
-    favourite named by the first words of the asked one ("favourite food" for "favourite food now")."""
-    if stored is None:
-        return False
-    return stored == asked or (stored.startswith("favourite ") and f"{asked} ".startswith(f"{stored} "))
-
-
 def _norm(value: str) -> str:
     return " ".join(value.lower().split())
 

@@ -123,6 +123,9 @@ def test_hedged_statements_get_lower_confidence():
     ("I'm married to Tom and we have two kids.", "partner", "Tom"),
     ("I broke up with my boyfriend last week.", "partner", "single"),
     ("My favourite food these days is ramen, honestly.", "favourite food", "ramen"),
+    ("My favourite food now is ramen.", "favourite food", "ramen"),
+    ("I think jazz is my favorite music.", "favourite music", "jazz"),
+    ("My favourite TV show is Severance.", "favourite tv show", "Severance"),
     ("Harry Potter is my favorite book.", "favourite book", "Harry Potter"),
     ("Oh, my new favorite bands are The Beths and Wet Leg.", "favourite band", "The Beths and Wet Leg"),
 ])
@@ -135,6 +138,7 @@ def test_a_favourite_is_a_preference_but_a_favourite_part_of_something_is_no_slo
     food = extract(episode("My favourite food is sushi."))[0]
     assert (food.category, food.slot) == (Category.PREFERENCE, "favourite food")
     assert extract(episode("My favorite part is the ending, it made me cry."))[0].slot is None
+    assert extract(episode("She is my favourite cousin, we talk every week."))[0].slot is None
 
 
 def test_no_slot_without_a_clear_pattern():

@@ -121,7 +121,23 @@ def test_good_feedback_reinforces_and_weights_reset(memory):
     assert all(w > 1.0 for w in report["weights"].values())
     memory.reset_feedback("u")
     assert memory.tiers.usage("u").weights == {}
-    assert all(not u.route_feedback for u in memory.tiers.usage("u").records.values())
+    assert all(not u.route_feedback and not u.feedback for u in memory.tiers.usage("u").records.values())
+
+
+def test_rating_an_answer_again_replaces_the_earlier_rating(memory):
+    add(memory, "u", "s1", "2023-03-01", "My dog Rex loves the beach.", "My cat Tom sleeps all day.")
+    answer = memory.ask("u", "What does my dog love?", at="2023-04-01")
+    top = answer.episode_ids[0]
+    first = memory.feedback(answer.trace_id, "bad")
+    again = memory.feedback(answer.trace_id, "bad")  # a retry
+    usage = memory.tiers.usage("u")
+    assert usage.records[top].feedback == -1 and again["weights"] == {} and first["weights"]
+    assert sum(r.delta for r in usage.ratings if r.item_id == top) == -1
+    memory.feedback(answer.trace_id, "good")  # the user changed their mind
+    usage = memory.tiers.usage("u")
+    assert usage.records[top].feedback == 1
+    vector = memory.embedder.embed(["What does my dog love?"])[0]
+    assert usage.rated_like(vector, answer.route.value, 0.7) == {top: 1.0}
 
 
 def test_bad_ratings_demote_a_memory_for_that_route_only(memory):
@@ -154,6 +170,27 @@ def test_a_bad_rating_demotes_for_questions_like_the_rated_one_and_survives_a_re
         reopened.reset_feedback("u")
         assert reopened.search("u", similar, k=3, route="extraction")[0].episode.id == top
         assert reopened.tiers.usage("u").ratings == []
+
+
+def test_deleting_the_only_evidence_of_a_graph_fact_deletes_its_usage_and_ratings(memory):
+    [said] = add(memory, "u", "s1", "2023-01-10", "I work as a nurse at Santa Maria hospital.")
+    memory.consolidate("u")
+    [relation] = [h.item for h in memory.search_facts("u", "Where do I work?", k=5) if not hasattr(h.item, "kind")]
+    answer = memory.ask("u", "Who do I work for?", at="2023-02-01", route="generalization")
+    memory.feedback(answer.trace_id, "good")
+    assert relation.id in memory.tiers.usage("u").records
+    memory.delete("u", said)
+    usage = memory.tiers.usage("u")
+    assert relation.id not in usage.records and not usage.ratings
+    assert not memory.derived.rows(USAGE, "u").num_rows and not memory.derived.rows(RATINGS, "u").num_rows
+
+
+def test_a_favourite_question_about_something_else_or_someone_else_is_not_the_users_favourite(memory):
+    add(memory, "u", "s1", "2023-01-15", "My favourite food is sushi.", "My friend Ana cooks great ramen.")
+    memory.consolidate("u")
+    assert memory.ask("u", "What is my favourite food?", at="2023-02-01").text == "sushi"
+    for question in ("What is Ana's favourite food?", "What restaurant serves my favourite food?"):
+        assert memory.ask("u", question, at="2023-02-01").reason != "profile: favourite food"
 
 
 def test_deleting_a_rated_episode_deletes_its_ratings_and_no_other_users(memory):

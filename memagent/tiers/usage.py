@@ -103,7 +103,8 @@ class UserUsage:
     def drop_ratings(self, item_ids: set[str] | None = None) -> list[str]:
         """Forget the ratings of ``item_ids`` (all when None); return their ids."""
         keep = [i for i, r in enumerate(self.ratings) if item_ids is not None and r.item_id not in item_ids]
-        gone = [r.id for i, r in enumerate(self.ratings) if i not in set(keep)]
+        kept = set(keep)
+        gone = [r.id for i, r in enumerate(self.ratings) if i not in kept]
         self.ratings = [self.ratings[i] for i in keep]
         self.rating_vectors = self.rating_vectors[keep] if keep else np.zeros((0, 0), dtype=np.float32)
         return gone

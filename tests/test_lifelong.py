@@ -94,6 +94,14 @@ def test_a_changed_favourite_closes_the_old_one_and_answers_by_date(memory):
     assert old.value == "sushi" and old.valid_to is not None
 
 
+def test_a_superseded_home_stays_evidence_for_other_questions(memory):
+    [lisbon] = add(memory, "u", "s1", "2023-01-15", "I live in Lisbon, right by the beach where I learned to surf.")
+    add(memory, "u", "s2", "2023-09-20", "We moved to Porto last week, the flat is lovely.")
+    memory.consolidate("u")
+    assert lisbon not in memory.ask("u", "Where do I live?", at="2024-01-10").episode_ids
+    assert lisbon in memory.ask("u", "Where did I learn to surf?", at="2024-01-10").episode_ids
+
+
 def test_bad_feedback_with_a_correction_changes_the_next_answer(memory):
     add(memory, "u", "s1", "2023-03-01", "I live in Lisbon.", "My favourite dish is bacalhau.")
     memory.consolidate("u")

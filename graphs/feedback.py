@@ -77,7 +77,8 @@ def build_feedback_graph(memory: Any) -> Any:
         if state.get("correction") and delta < 0:
             support = memory.search(user_id, f"{trace['question']} {state['correction']}", k=3, now=now,
                                     include_archived=True)
-            agree = [h.episode.id for h in support if h.episode.id not in {i for _, i in used}
+            rated = {i for _, i in used}
+            agree = [h.episode.id for h in support if h.episode.id not in rated
                      and not h.episode.metadata.get("correction_of")]
             changed.update(_rate(usage, [("episode", i) for i in agree], route, -delta, now, previous))
             ratings += [_rating(state["trace_id"], i, route, -delta, now) for i in agree]
@@ -116,7 +117,8 @@ def build_feedback_graph(memory: Any) -> Any:
         user_id, route, now = state["trace"]["user_id"], state["trace"]["route"], state["now"]
         ratings = list({r.id: r for r in state["ratings"]}.values())  # one per memory and answer
         changed = dict(state["changed"])
-        dropped = [("episode", i) for i in state["previous"] if i not in {r.item_id for r in ratings}]
+        rated = {r.item_id for r in ratings}
+        dropped = [("episode", i) for i in state["previous"] if i not in rated]
         if dropped:  # rated by an earlier rating of this answer, not by this one: undo, keep a zero row
             changed.update(_rate(memory.tiers.usage(user_id), dropped, route, 0.0, now, state["previous"]))
             ratings += [_rating(state["trace_id"], i, route, 0.0, now) for _, i in dropped]

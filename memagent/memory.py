@@ -157,19 +157,20 @@ class Memory:
         changed, emptied = profile.remove_evidence(episode_ids)
         self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
         self.derived.delete(STATEMENTS, user_id, emptied)
-        gone = {*episode_ids, *emptied, *(r.id for r in graph.relations.values() if set(r.evidence_ids) <= episode_ids
-                                          and episode_ids & set(r.evidence_ids))}
-        self.derived.delete(USAGE, user_id, sorted(gone))  # nothing of them stays behind
-        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings(gone))
+        gone = {*episode_ids, *emptied}
         for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
             touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
-            self.derived.delete(kind, user_id, [x.id for x in touched if set(x.evidence_ids) <= episode_ids])
+            dropped = [x.id for x in touched if set(x.evidence_ids) <= episode_ids]
+            self.derived.delete(kind, user_id, dropped)
+            gone.update(dropped)
             kept = [replace(x, evidence_ids=tuple(i for i in x.evidence_ids if i not in episode_ids))
                     for x in touched if not set(x.evidence_ids) <= episode_ids]
             if kind == RELATIONS:
                 self.derived.upsert(kind, [graph.relation_row(x, graph.relation_vectors[x.id]) for x in kept])
             else:
                 self.derived.upsert(kind, [graph.entity_row(x) for x in kept])
+        self.derived.delete(USAGE, user_id, sorted(gone))  # nothing of them stays behind
+        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings(gone))
         self.tiers.drop(user_id)
 
     def delete_user(self, user_id: str) -> int:
@@ -360,7 +361,8 @@ class Memory:
         now = to_datetime(at) if at is not None else self.clock()
         out = graph.invoke({"trace_id": check_id(trace_id, "trace_id"), "rating": delta, "correction": correction,
                             "role": role, "now": now})
-        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"], "rated": len({r.item_id for r in out["ratings"] if r.delta}),
+        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"],
+                "rated": len({r.item_id for r in out["ratings"] if r.delta}),
                 "correction_id": out.get("correction_id"), "weights": out["weights"]}
 
     def reset_feedback(self, user_id: str) -> None:

@@ -61,7 +61,7 @@ def run(path: str, limit: int | None = None) -> dict:
         for conv, q in tqdm(questions, desc="ask", file=sys.stderr, disable=None):
             routed = memory.ask(conv.sample_id, q.question, at=conv.reference_time)
             fixed = memory.ask(conv.sample_id, q.question, at=conv.reference_time, route=Route.EXTRACTION)
-            dia = {e.id: e.source_id for e in memory.store.get(conv.sample_id, routed.episode_ids + fixed.episode_ids)}
+            dia = {e.id: e.source_id for e in memory.episodes.get(conv.sample_id, routed.episode_ids + fixed.episode_ids)}
             gold = q.answer if q.answer is not None else ""
             rows.append({
                 "category": q.category, "route": routed.route.value, "abstained": routed.abstained,

@@ -59,7 +59,7 @@ def score_conversation(memory: Memory, user: str, observations) -> dict:
     vectors = profile.vectors[rows] if rows else np.zeros((0, memory.embedder.dimension), np.float32)
     dia = {}
     for s in statements:
-        for e in memory.store.get(user, list(s.evidence_ids)):
+        for e in memory.episodes.get(user, list(s.evidence_ids)):
             dia[e.id] = e.source_id
     evidence = [{dia.get(i) for i in s.evidence_ids} for s in statements]
     subjects = [s.subject.lower() for s in statements]

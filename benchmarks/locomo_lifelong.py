@@ -41,7 +41,7 @@ def dia_recall(memory: Memory, user: str, episode_ids: list[str], gold: list[str
                turns_only: bool = False) -> float:
     """Share of gold dia_ids among the first ``k`` evidence episodes; ``turns_only`` skips
     episodes that are not turns of the conversation (stored corrections)."""
-    by_id = {e.id: e.source_id for e in memory.store.get(user, episode_ids)}
+    by_id = {e.id: e.source_id for e in memory.episodes.get(user, episode_ids)}
     ids = [by_id.get(i) for i in episode_ids]
     if turns_only:
         ids = [i for i in ids if i and not i.startswith("correction:")]

@@ -81,7 +81,7 @@ def run(episodes: int, batch: int, queries: int) -> dict:
         for question in questions[:50]:
             memory.embedder.embed([question])
         embed_ms = (time.perf_counter() - start) * 1000 / 50
-        indexes = memory.store.index_stats()
+        indexes = memory.backend.stats()
     return {
         "episodes": episodes, "batch": batch, "ingest_turns_per_s": episodes / seconds,
         "embedder_only_texts_per_s": embed_rate,

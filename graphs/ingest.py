@@ -13,9 +13,7 @@ from typing import Any, TypedDict
 import numpy as np
 from langgraph.graph import END, START, StateGraph
 
-from memagent.config import Config
-from memagent.embeddings import Embedder
-from memagent.store.lance import LanceStore
+from memagent.deps import Deps
 from memagent.tiers import episodic
 from memagent.types import Episode, Message
 
@@ -32,8 +30,9 @@ class IngestState(TypedDict, total=False):
     next_seq: int
 
 
-def build_ingest_graph(store: LanceStore, embedder: Embedder, config: Config) -> Any:
-    """Compile the ingest graph over one store and embedder."""
+def build_ingest_graph(deps: Deps) -> Any:
+    """Compile the ingest graph over one memory's episodes and embedder."""
+    store, embedder, config = deps.episodes, deps.embedder, deps.config
 
     def validate(state: IngestState) -> IngestState:
         messages = [episodic.to_message(m, i) for i, m in enumerate(state["raw"])]
@@ -72,9 +71,9 @@ def build_ingest_graph(store: LanceStore, embedder: Embedder, config: Config) ->
             if next_seq is None:
                 next_seq, _ = store.positions(episodes[0].user_id, set())
             before = previous_turns(episodes)
-            rows = [episodic.to_row(e, v, next_seq + i, config.embed_role, before.get((e.session_id, e.turn - 1)))
-                    for i, (e, v) in enumerate(zip(episodes, state["vectors"]))]
-            store.add(rows)
+            records = [episodic.to_record(e, next_seq + i, config.embed_role, before.get((e.session_id, e.turn - 1)))
+                       for i, e in enumerate(episodes)]
+            store.add(records, state["vectors"])
         return {"ids": state.get("ids") or [e.id for e in episodes]}
 
     def entry(state: IngestState) -> str:

@@ -21,20 +21,15 @@ from typing import Any, TypedDict
 import numpy as np
 from langgraph.graph import END, START, StateGraph
 
-from memagent.config import ConsolidationSettings
-from memagent.embeddings import Embedder
+from memagent.deps import Deps
 from memagent.extraction import extract
 from memagent.extraction_llm import llm_extract
-from memagent.llm import ChatAdapter
 from memagent.policies import forgetting
-from memagent.policies.forgetting import Decision, asks_to_remember, importance_of_episode, importance_of_statement
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE
-from memagent.store.lance import LanceStore
-from memagent.tiers.cache import DerivedTiers
+from memagent.policies.forgetting import Decision, episode_importance, importance_of_statement, relation_importance
+from memagent.records import Usage
 from memagent.tiers.profile import UserProfile
-from memagent.tiers.profile import to_row as statement_row
-from memagent.tiers.usage import Usage, UserUsage
-from memagent.types import Candidate, Episode, Relation
+from memagent.tiers.usage import UserUsage, item_state
+from memagent.types import Candidate, Category, Episode, Relation
 
 
 class MaintainState(TypedDict, total=False):
@@ -49,15 +44,15 @@ class MaintainState(TypedDict, total=False):
     counts: Counter[str]
 
 
-def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Embedder,
-                            settings: ConsolidationSettings, llm: ChatAdapter) -> Any:
+def build_consolidate_graph(deps: Deps) -> Any:
     """Compile the consolidation graph (one batch of one user per invocation)."""
-    derived = tiers.store
+    store, tiers, embedder, llm = deps.episodes, deps.tiers, deps.embedder, deps.llm
+    settings = deps.config.consolidation
 
     def load(state: MaintainState) -> MaintainState:
         user_id = state["user_id"]
-        mark = derived.watermark(user_id)
-        index = store.user_index(user_id)
+        mark = tiers.watermark(user_id)
+        index = store.index(user_id)
         order = np.argsort(index.seqs, kind="stable")
         fresh = [n for n in order if index.seqs[n] > mark][:settings.batch_episodes]
         episodes = [index.episode(index.ids[n]) for n in fresh]
@@ -137,16 +132,14 @@ def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Em
     def write(state: MaintainState) -> MaintainState:
         user_id = state["user_id"]
         profile, graph = tiers.get(user_id)
-        rows = [statement_row(profile.get(i), profile.vector(i)) for i in sorted(state["statements"])]
-        derived.upsert(STATEMENTS, rows)
-        derived.upsert(ENTITIES, [graph.entity_row(graph.entities[i]) for i in sorted(state["entities"])])
+        tiers.write_statements(user_id, state["statements"])
+        tiers.write_entities(user_id, state["entities"])
         fresh = [r for r in state["relations"].values() if r.id not in graph.relation_vectors]
         if fresh:
             graph.relation_vectors.update(zip((r.id for r in fresh), embedder.embed([r.text for r in fresh])))
-        derived.upsert(RELATIONS, [graph.relation_row(r, graph.relation_vectors[r.id])
-                                   for r in state["relations"].values()])
-        derived.upsert(USAGE, [u.row(user_id) for u in note_importance(tiers.usage(user_id), state, profile)])
-        derived.set_watermark(user_id, state["last_seq"])
+        tiers.write_relations(user_id, list(state["relations"].values()))
+        tiers.write_usage(note_importance(tiers.usage(user_id), state, profile))
+        tiers.set_watermark(user_id, state["last_seq"])
         return {}
 
     graph = StateGraph(MaintainState).add_node("load", load).add_sequence([
@@ -155,7 +148,7 @@ def build_consolidate_graph(store: LanceStore, tiers: DerivedTiers, embedder: Em
     graph.add_edge(START, "load")
     graph.add_conditional_edges("load", has_work, ["extract", END])
     graph.add_edge("write", END)
-    return graph.compile()
+    return graph.compile(name="memagent.consolidate")
 
 
 def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
@@ -164,20 +157,19 @@ def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
 
 def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile) -> list[Usage]:
     """How much each episode of the batch and each new statement and graph fact matters, for forgetting."""
-    categories: dict[str, list] = {}
+    categories: dict[str, list[Category]] = {}
     for c in state["candidates"]:
         categories.setdefault(c.episode_id, []).append(c.category)
     changed = []
     for e in state["episodes"]:
-        pinned = asks_to_remember(e.text) or bool(e.metadata.get("pinned"))
-        importance = 1.0 if pinned else importance_of_episode(e.text, categories.get(e.id, []))
+        importance, pinned = episode_importance(e.text, bool(e.metadata.get("pinned")), categories.get(e.id, []))
         changed.append(usage.note(e.id, "episode", e.event_time, importance, pinned))
     for statement_id in state["statements"]:
         s = profile.get(statement_id)
         if s is not None and s.kind == "statement":
             changed.append(usage.note(s.id, "statement", s.valid_from, importance_of_statement(s.category, s.confidence)))
-    for r in state["relations"].values():  # a graph fact matters as much as the turn that said it
-        importance = max((usage.records[i].importance for i in r.evidence_ids if i in usage.records), default=0.0)
+    for r in state["relations"].values():
+        importance = relation_importance(usage.records[i].importance for i in r.evidence_ids if i in usage.records)
         changed.append(usage.note(r.id, "relation", r.valid_from, importance))
     return changed
 
@@ -189,20 +181,21 @@ class ForgetState(TypedDict, total=False):
     decisions: list[Decision]
 
 
-def build_forget_graph(tiers: DerivedTiers, settings: Any) -> Any:
+def build_forget_graph(deps: Deps) -> Any:
     """Compile the forgetting graph: assess -> apply (skipped on a dry run).
 
     assess builds each memory's state (importance, uses, feedback, whether a
     statement is closed) and asks the forgetting policy; apply writes the archive
     flags that change. Closed statements and relations are history: never archived.
     """
+    tiers, settings = deps.tiers, deps.config.forgetting
 
     def assess(state: ForgetState) -> ForgetState:
         usage, profile = tiers.usage(state["user_id"]), tiers.profile(state["user_id"])
         graph = tiers.graph(state["user_id"])
         closed = {s.id for s in profile.statements if s.valid_to is not None}
         closed |= {r.id for r in graph.relations.values() if r.valid_to is not None}
-        items = [u.state(closed=u.item_id in closed) for u in usage.records.values()]
+        items = [item_state(u, closed=u.id in closed) for u in usage.records.values()]
         return {"decisions": forgetting.decide(items, state["now"], settings)}
 
     def should_apply(state: ForgetState) -> str:
@@ -212,7 +205,7 @@ def build_forget_graph(tiers: DerivedTiers, settings: Any) -> Any:
         usage = tiers.usage(state["user_id"])
         changed = [usage.put(replace(usage.records[d.item_id], archived=d.action == forgetting.ARCHIVE, reason=d.reason))
                    for d in state["decisions"] if d.changes]
-        tiers.store.upsert(USAGE, [u.row(state["user_id"]) for u in changed])
+        tiers.write_usage(changed)
         return {}
 
     graph = StateGraph(ForgetState)
@@ -221,4 +214,4 @@ def build_forget_graph(tiers: DerivedTiers, settings: Any) -> Any:
     graph.add_edge(START, "assess")
     graph.add_conditional_edges("assess", should_apply, ["apply", END])
     graph.add_edge("apply", END)
-    return graph.compile()
+    return graph.compile(name="memagent.forget")

@@ -1,7 +1,7 @@
 """The search workflow: plan -> retrieve -> fuse -> expand.
 
 plan reads the time expressions of the question against the reference time;
-retrieve asks LanceDB for full-text (BM25) and vector hits of that user, plus
+retrieve asks the backend for full-text (BM25) and vector hits of that user, plus
 vector hits inside any time range the question names, plus the profile
 statements and graph facts nearest to the question, each standing for its
 evidence episodes ("fact-key expansion"); fuse merges the scored lists with the
@@ -15,14 +15,12 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 import numpy as np
-
 from langgraph.graph import END, START, StateGraph
 
 from memagent.config import RetrievalSettings
-from memagent.embeddings import Embedder
+from memagent.deps import Deps
 from memagent.policies import retrieval as policy
 from memagent.store.cache import micros
-from memagent.store.lance import LanceStore, time_where
 from memagent.tiers.cache import DerivedTiers
 from memagent.timeparse import find_time_ranges
 from memagent.types import SearchHit, Signal, TimeRange
@@ -43,114 +41,104 @@ class SearchState(TypedDict, total=False):
     since: datetime | None
     until: datetime | None
     use_time: bool
-    where: str | None
+    settings: RetrievalSettings
     ranges: list[TimeRange]
-    vector: np.ndarray
+    vector: np.ndarray | None  # the query's embedding; given by a caller that has it already
     found: dict[Signal, list[tuple[str, float]]]
     route: str | None
     include_archived: bool
-    hidden: set[str]
+    hidden: frozenset[str]
     fused: dict[str, policy.Scored]
     hits: list[SearchHit]
 
 
-def build_search_graph(store: LanceStore, embedder: Embedder, settings: RetrievalSettings,
-                       signals: frozenset[Signal] = frozenset(Signal), tiers: DerivedTiers | None = None,
-                       fallback_min_similarity: float = 0.3, demote_factor: float = 0.5,
-                       similar_question: float = 0.7) -> Any:
+def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal)) -> Any:
     """Compile the search graph; ``signals`` restricts it (e.g. BM25 only, for baselines).
 
-    With ``tiers``, archived memories are skipped unless the best active vector hit is
-    less similar than ``fallback_min_similarity`` (then everything is searched), and
-    each memory's ratings for questions like this one (same route, cosine similarity
-    at least ``similar_question``) scale its score (``demote_factor`` per net bad
-    rating, ``2 - demote_factor`` per net good one).
+    The ranking settings come with each request (``settings``, default: the
+    config's). Archived memories are skipped unless nothing active matches
+    (``policies.retrieval.hidden_by_archive``); each memory's ratings for
+    questions like this one (same route, similar wording) scale its score.
     """
-    weights = {Signal.LEXICAL: settings.lexical_weight, Signal.VECTOR: settings.vector_weight,
-               Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
-    use_facts = tiers is not None and Signal.FACT in signals and settings.fact_candidates > 0
+    store, tiers = deps.episodes, deps.tiers
+    feedback, forgetting = deps.config.feedback, deps.config.forgetting
 
     def plan(state: SearchState) -> SearchState:
         use_time = state.get("use_time", True) and Signal.TIME in signals
         ranges = find_time_ranges(state["query"], state["now"]) if use_time else []
-        return {"ranges": ranges, "where": time_where(state.get("since"), state.get("until"))}
+        return {"ranges": ranges, "settings": state.get("settings") or deps.config.retrieval}
 
     def vector_hits(state: SearchState, vector: np.ndarray) -> dict[Signal, list[tuple[str, float]]]:
-        user_id, n = state["user_id"], settings.candidates
+        user_id, n = state["user_id"], state["settings"].candidates
         since, until = state.get("since"), state.get("until")
-        found = {Signal.VECTOR: store.vector(user_id, vector, n, since, until)}
+        found = {Signal.VECTOR: store.nearest(user_id, vector, n, since, until)}
         for r in state["ranges"]:
             start = max(r.start, since) if since else r.start
             end = min(r.end, until) if until else r.end
-            found.setdefault(Signal.TIME, []).extend(store.vector(user_id, vector, n, start, end))
+            found.setdefault(Signal.TIME, []).extend(store.nearest(user_id, vector, n, start, end))
         return found
 
     def retrieve(state: SearchState) -> SearchState:
-        # One after the other: on a small CPU, the embedder and LanceDB running side by
-        # side slow each other down more than they overlap.
-        vector = embedder.embed([state["query"]])[0] if Signal.VECTOR in signals or use_facts else None
+        settings = state["settings"]
+        use_facts = Signal.FACT in signals and settings.fact_candidates > 0
+        vector = state.get("vector")
+        if vector is None and (Signal.VECTOR in signals or use_facts):
+            vector = deps.embedder.embed([state["query"]])[0]
         found = vector_hits(state, vector) if Signal.VECTOR in signals else {}
-        hidden = hidden_ids(state, found.get(Signal.VECTOR, []))
+        hidden = frozenset() if state.get("include_archived") else policy.hidden_by_archive(
+            tiers.usage(state["user_id"]).archived, found.get(Signal.VECTOR, []), forgetting.fallback_min_similarity)
         if use_facts:
             found[Signal.FACT] = fact_hits(state, vector, hidden)
         if Signal.LEXICAL in signals:
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
-                                                  state["where"], settings.lexical_context)
+                                                  state.get("since"), state.get("until"), settings.lexical_context)
         return {"found": {signal: [(i, v) for i, v in hits if i not in hidden] for signal, hits in found.items()},
                 "hidden": hidden, "vector": vector}
 
-    def hidden_ids(state: SearchState, vector_found: list[tuple[str, float]]) -> set[str]:
-        """Archived memories to skip: none with include_archived, or when nothing active matches."""
-        if tiers is None or state.get("include_archived"):
-            return set()
-        archived = tiers.usage(state["user_id"]).archived
-        if not archived:
-            return set()
-        best = max((v for i, v in vector_found if i not in archived), default=-1.0)
-        return set() if vector_found and best < fallback_min_similarity else set(archived)
-
-    def fact_hits(state: SearchState, vector: np.ndarray, hidden: set[str]) -> list[tuple[str, float]]:
+    def fact_hits(state: SearchState, vector: np.ndarray, hidden: frozenset[str]) -> list[tuple[str, float]]:
         """Episodes behind the derived items nearest to the question, with the item's similarity."""
-        hits = derived_hits(tiers, state["user_id"], vector, settings.fact_candidates, hidden)
+        hits = derived_hits(tiers, state["user_id"], vector, state["settings"].fact_candidates, hidden)
         best: dict[str, float] = {}
         for item, sim in hits:
             for episode_id in item.evidence_ids:
                 best[episode_id] = max(best.get(episode_id, -1.0), sim)
         if state.get("since") or state.get("until"):
-            index = store.user_index(state["user_id"])
+            index = store.index(state["user_id"])
             bounds = [(micros(state["since"]) if state.get("since") else None,
                        micros(state["until"]) if state.get("until") else None)]
             best = {i: s for i, s in best.items() if _inside(index.event_time_us(i), bounds)}
         return sorted(best.items(), key=lambda kv: -kv[1])
 
     def fuse(state: SearchState) -> SearchState:
-        learned = tiers.usage(state["user_id"]) if tiers is not None else None
-        tuned = {s: w * (learned.weight(f"signal:{s.value}") if learned else 1.0) for s, w in weights.items()}
+        settings, learned = state["settings"], tiers.usage(state["user_id"])
+        weights = {Signal.LEXICAL: settings.lexical_weight, Signal.VECTOR: settings.vector_weight,
+                   Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
+        tuned = {s: w * learned.weight(f"signal:{s.value}") for s, w in weights.items()}
         fused = policy.fuse(state["found"], tuned)
-        if learned is not None and state.get("route") and state.get("vector") is not None:
-            rated = learned.rated_like(state["vector"], state["route"], similar_question)
-            policy.apply_feedback(fused, rated, demote_factor)
+        if state.get("route") and state.get("vector") is not None:
+            rated = learned.rated_like(state["vector"], state["route"], feedback.similar_question)
+            fused = policy.apply_feedback(fused, rated, feedback.demote_factor)
         if state["ranges"]:
-            index = store.user_index(state["user_id"])
+            index = store.index(state["user_id"])
             bounds = [(micros(r.start), micros(r.end)) for r in state["ranges"]]
             in_range = {i for i in fused if _inside(index.event_time_us(i), bounds)}
-            policy.boost_in_time(fused, in_range, settings.time_boost)
+            fused = policy.boost_in_time(fused, in_range, settings.time_boost)
         return {"fused": fused}
 
     def expand(state: SearchState) -> SearchState:
-        fused = state["fused"]
-        index = store.user_index(state["user_id"])
+        fused, settings = state["fused"], state["settings"]
+        index = store.index(state["user_id"])
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
             bounds = [(micros(state["since"]) if state.get("since") else None,
                        micros(state["until"]) if state.get("until") else None)]
-            hidden = state.get("hidden", set())
+            hidden = state.get("hidden", frozenset())
             neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds) and j not in hidden]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
-            policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
+            fused = policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
         # a correction the user gave stands for the memories that agree with it
         supports = {i: [j for j in index.episode(i).metadata.get("supports", []) if j in index.row_of]
                     for i, _ in policy.rank(fused, settings.neighbour_hits) if index.episode(i) is not None}
-        policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, 0.9)
+        fused = policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, settings.support_decay)
         hits = []
         for i, scored in policy.rank(fused, state["k"]):
             episode = index.episode(i)
@@ -162,11 +150,11 @@ def build_search_graph(store: LanceStore, embedder: Embedder, settings: Retrieva
         ("plan", plan), ("retrieve", retrieve), ("fuse", fuse), ("expand", expand)])
     graph.add_edge(START, "plan")
     graph.add_edge("expand", END)
-    return graph.compile()
+    return graph.compile(name="memagent.search")
 
 
 def derived_hits(tiers: DerivedTiers, user_id: str, vector: np.ndarray, k: int,
-                 hidden: set[str] = frozenset()) -> list[tuple[Any, float]]:
+                 hidden: frozenset[str] | set[str] = frozenset()) -> list[tuple[Any, float]]:
     """The ``k`` profile statements and graph relations of a user nearest to ``vector``.
 
     Session summaries are left out: they point at whole sessions, not at the turn

@@ -26,13 +26,18 @@ from memagent.errors import (
     EpisodeNotFoundError,
     ImportFormatError,
     InvalidInputError,
+    JobError,
+    LockTimeout,
     MemagentError,
     NotFoundError,
     StorageError,
     TimestampError,
+    TraceNotFoundError,
     UnknownUserError,
+    UnsupportedError,
 )
 from memagent.memory import Memory
+from memagent.store import Backend, InMemoryBackend, LanceBackend
 from memagent.presets import available_presets, load_preset
 from memagent.types import (
     Answer,
@@ -61,5 +66,6 @@ __all__ = [
     "Statement", "Entity", "Relation", "Category", "FactHit", "Route", "Answer", "Evidence",
     "MemagentError", "InvalidInputError", "TimestampError", "ImportFormatError",
     "NotFoundError", "UnknownUserError", "EpisodeNotFoundError",
-    "ConfigError", "EmbedderMismatchError", "StorageError",
+    "ConfigError", "EmbedderMismatchError", "StorageError", "TraceNotFoundError", "UnsupportedError",
+    "LockTimeout", "JobError", "Backend", "InMemoryBackend", "LanceBackend",
 ]

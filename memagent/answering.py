@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from memagent.extraction import clean_sentence, is_small_talk, split_sentences
+from memagent.extraction import clean_sentence, image_caption, is_small_talk, split_sentences
 from memagent.timeparse import find_time_ranges
-from memagent.types import Evidence, Route
+from memagent.types import Evidence, Route, SearchHit
 
 NOT_IN_MEMORY = "Not mentioned in memory."
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -64,11 +65,35 @@ class TokenCounter:
         return sum(len(self._tokenizer.tokenize(t)) for t in texts)
 
 
+@dataclass(frozen=True)
+class EpisodeEvidence(Evidence):
+    """Evidence formed from an episode: with the caption of an image the episode shared.
+
+    The caption stays apart from ``text`` (what was said): it is read only for
+    questions about a photo, and shown to a chat model as what the image shows.
+    """
+
+    image_caption: str = ""
+
+
+def episode_evidence(hit: SearchHit) -> EpisodeEvidence:
+    """The evidence of an episode found by search, its shared image's caption included."""
+    episode = hit.episode
+    return EpisodeEvidence("episode", episode.id, episode.text, hit.score, (episode.id,), episode.role,
+                           episode.event_time, tuple(hit.signal_names), image_caption=image_caption(episode))
+
+
+def caption_of(item: Evidence) -> str:
+    """The caption of the image an evidence item's episode shared, or ""."""
+    return item.image_caption if isinstance(item, EpisodeEvidence) else ""
+
+
 def evidence_line(item: Evidence) -> str:
     """How one memory appears in a context block."""
     when = f"{item.event_time:%-d %B %Y}" if item.event_time else ""
     if item.kind == "episode":
-        return f"[{when}] {item.role}: {item.text}"
+        caption = caption_of(item)
+        return f"[{when}] {item.role}: {item.text}" + (f" (shares an image: {caption})" if caption else "")
     return f"[{item.kind}{', ' + when if when else ''}] {item.text}"
 
 
@@ -90,23 +115,23 @@ def asks_date(question: str) -> bool:
     return bool(_DATE_WORDS.match(question.strip()))
 
 
-_CAPTION = re.compile(r"\[shares a photo: ([^\]]*)\]", re.I)
 _ASKS_PHOTO = re.compile(r"\b(?:photo|picture|pic|image|shar\w*)\b", re.I)
 
 
 def candidate_sentences(item: Evidence, captions: bool = False) -> list[str]:
     """The sentences of one memory that could answer something: no questions, no small talk.
 
-    A shared photo's caption is read too when ``captions`` (the question is about a photo).
+    The caption of a shared image is read too, as a last sentence, when ``captions``
+    (the question is about a photo).
     """
-    text = _CAPTION.sub(" ", item.text)
     out = []
-    for sentence in split_sentences(text) or [text]:
+    for sentence in split_sentences(item.text) or [item.text]:
         sentence = clean_sentence(sentence)
         if sentence and not sentence.endswith("?") and not is_small_talk(sentence):
             out.append(sentence)
-    if captions:
-        out += [f"{c.strip()[:1].upper()}{c.strip()[1:]}." for c in _CAPTION.findall(item.text) if c.strip()]
+    caption = caption_of(item) if captions else ""
+    if caption:
+        out.append(f"{caption[:1].upper()}{caption[1:]}.")
     return out
 
 

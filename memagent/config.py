@@ -21,6 +21,7 @@ class RetrievalSettings(BaseModel):
     neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
     fact_weight: float = Field(0.3, ge=0, description="weight of profile statements and graph facts that point at an episode")
     fact_candidates: int = Field(20, ge=0, le=1000, description="derived items matched per query; 0 = episodes only")
+    support_decay: float = Field(0.9, ge=0, le=1, description="score a correction lends to the episodes that agree with it, relative to its own")
 
 
 class StorageSettings(BaseModel):
@@ -56,6 +57,7 @@ class AnswerSettings(BaseModel):
     context_tokens: int = Field(1500, ge=16, description="token budget of the context block (WordPiece tokens)")
     answer_evidence: int = Field(8, ge=1, description="memories whose sentences the extractive answer reads")
     min_similarity: float = Field(0.25, ge=-1, le=1, description="abstain when the answering sentence is less similar to the question")
+    sentence_cache: int = Field(20_000, ge=0, description="sentence embeddings kept per process for answers (all users together); 0 = none")
 
 
 class ScheduleSettings(BaseModel):

@@ -115,3 +115,54 @@ class SentenceTransformerEmbedder:
 def default_embedder() -> SentenceTransformerEmbedder:
     """The packaged all-MiniLM-L6-v2 (384 dimensions), loaded lazily."""
     return SentenceTransformerEmbedder(None)
+
+
+class TextVectors:
+    """A bounded, per-user cache of text embeddings, for texts that are embedded again and again
+    (the sentences of evidence that several questions read).
+
+    Entries are keyed by user and text, so no user's texts are ever looked up for
+    another; ``drop`` forgets a user (after a delete) or everyone. At most
+    ``max_entries`` vectors are kept, least recently used first out.
+
+    >>> cache = TextVectors(default_embedder(), max_entries=100)   # doctest: +SKIP
+    >>> cache.get("ana", ["I adopted a dog"]).shape                 # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, embedder: Embedder, max_entries: int = 20_000) -> None:
+        from collections import OrderedDict
+
+        self.embedder = embedder
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, user_id: str, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of ``texts`` (embedding only those not cached), row for row."""
+        with self._lock:
+            found = {t: self._entries.get((user_id, t)) for t in dict.fromkeys(texts)}
+            for t, v in found.items():
+                if v is not None:
+                    self._entries.move_to_end((user_id, t))
+        missing = [t for t, v in found.items() if v is None]
+        if missing:
+            fresh = self.embedder.embed(missing)
+            with self._lock:
+                for t, v in zip(missing, fresh):
+                    found[t] = v
+                    if self.max_entries > 0:
+                        self._entries[(user_id, t)] = v
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return np.vstack([found[t] for t in texts])
+
+    def drop(self, user_id: str | None = None) -> None:
+        with self._lock:
+            if user_id is None:
+                self._entries.clear()
+            else:
+                for key in [k for k in self._entries if k[0] == user_id]:
+                    del self._entries[key]

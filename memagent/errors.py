@@ -6,9 +6,13 @@
     │   └── ImportFormatError              a malformed export/import file
     ├── NotFoundError(LookupError)
     │   ├── UnknownUserError               the user has no memory at all
-    │   └── EpisodeNotFoundError           no such episode for that user
+    │   ├── EpisodeNotFoundError           no such episode for that user
+    │   └── TraceNotFoundError             no answer with that trace id (for that user)
     ├── ConfigError(ValueError)
     │   └── EmbedderMismatchError          store built with another embedding size
+    ├── UnsupportedError(NotImplementedError)  a capability this backend lacks
+    ├── LockTimeout(TimeoutError)          a user's lock stayed held past the timeout
+    ├── JobError(RuntimeError)             a scheduled job failed for some users
     └── StorageError(RuntimeError)         the storage engine failed
 
 Catching ``MemagentError`` catches everything memagent raises on purpose;
@@ -63,6 +67,14 @@ class EpisodeNotFoundError(NotFoundError):
         super().__init__(f"no episode {episode_id!r} for user {user_id!r}")
 
 
+class TraceNotFoundError(NotFoundError):
+    """No answer with that trace id (or none of that user)."""
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+        super().__init__(f"no answer with trace id {trace_id!r}")
+
+
 class ConfigError(MemagentError, ValueError):
     """A setting that cannot work."""
 
@@ -82,3 +94,19 @@ class EmbedderMismatchError(ConfigError):
 
 class StorageError(MemagentError, RuntimeError):
     """The storage engine failed; committed data is untouched."""
+
+
+class UnsupportedError(MemagentError, NotImplementedError):
+    """The backend in use does not have this capability (see ``Backend.capabilities``)."""
+
+
+class LockTimeout(MemagentError, TimeoutError):
+    """A user's lock stayed held by another process or thread past the timeout."""
+
+    def __init__(self, user_id: str, timeout: float) -> None:
+        self.user_id, self.timeout = user_id, timeout
+        super().__init__(f"user {user_id!r} is locked by another process or thread; gave up after {timeout:g} s")
+
+
+class JobError(MemagentError, RuntimeError):
+    """A scheduled job failed for some users; the other users were done."""

@@ -5,7 +5,9 @@ consolidation can read thousands of episodes a second. Each content sentence of 
 user's turn becomes a ``Candidate`` that stands alone: first-person pronouns become
 the speaker's name (with the verb put in the third person where that is simple),
 relative dates become absolute ones, and a category, a confidence, an exclusive
-slot and typed triples are read from plain patterns. Small talk yields nothing.
+slot and typed triples are read from plain patterns. Small talk yields nothing, and
+so does the caption of an image the turn shared (``metadata[IMAGE_CAPTION]``): it
+says what the image shows, not what the speaker said.
 
 >>> from datetime import datetime, timezone
 >>> from memagent.types import Episode
@@ -32,9 +34,30 @@ _GENERIC_ROLES = frozenset({"user", "human"})
 MAX_ELABORATION = 2  # plain sentences kept after a first-person one
 MAX_STATEMENT_WORDS = 50  # neighbouring statements of one turn merge up to this length
 
+IMAGE_CAPTION = "image_caption"
+"""Message metadata key: what an image shared with the message shows, as plain text.
+
+A caller whose message carried an image sets it (from alt text, a captioning model or
+a data set's caption): ``Message("Look what I made!", metadata={IMAGE_CAPTION: "a
+clay bowl"})``. The text stays what was said; answers read the caption when a question
+asks about a photo.
+"""
+
+
+def image_caption(episode: Episode) -> str:
+    """The caption of the image an episode shared (``metadata[IMAGE_CAPTION]``), or "".
+
+    >>> from datetime import datetime, timezone
+    >>> when = datetime(2023, 5, 8, tzinfo=timezone.utc)
+    >>> image_caption(Episode("e", "u", "s", "Jo", "Look!", when, when, metadata={IMAGE_CAPTION: " a red bike "}))
+    'a red bike'
+    """
+    caption = episode.metadata.get(IMAGE_CAPTION)
+    return caption.strip() if isinstance(caption, str) else ""
+
+
 # --- sentences and small talk ------------------------------------------------
 
-_PHOTO = re.compile(r"\[shares a photo: (?P<caption>[^\]]*)\]", re.I)
 _SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e)\.$", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
@@ -534,37 +557,22 @@ def extract(episode: Episode) -> list[Candidate]:
         return []
     name = speaker_name(episode)
     other = addressee_name(episode, name)
-    sentences = [_restore_subject(clean_sentence(s)) for s in split_sentences(_PHOTO.sub(" ", episode.text))]
+    sentences = [_restore_subject(clean_sentence(s)) for s in split_sentences(episode.text)]
     groups = _merge(_groups([s for s in sentences if not is_small_talk(s)]))
     return [_candidate(group, episode, name, other) for group in groups]
 
 
-# --- optional: embedding prototypes for the rules' EVENT leftovers ------------
-
-CATEGORY_PROTOTYPES: dict[Category, list[str]] = {
-    Category.EVENT: ["She went to a concert on Saturday.", "He ran a charity race last week."],
-    Category.PREFERENCE: ["She loves reading fantasy novels.", "His favourite food is sushi."],
-    Category.DISLIKE: ["She hates crowded places.", "He can't stand horror movies."],
-    Category.HABIT: ["He runs every morning before work.", "She goes to yoga twice a week."],
-    Category.GOAL: ["She wants to become a counselor.", "He is saving up to buy a house next year."],
-    Category.HEALTH: ["He hurt his knee and saw a doctor.", "She has been feeling anxious lately."],
-    Category.WORK: ["She works as a nurse at the city hospital.", "He is studying computer science."],
-    Category.RELATIONSHIP: ["Her sister visited with the kids.", "He has been married for five years."],
-    Category.LOCATION: ["She lives in Lisbon.", "He moved to a new apartment downtown."],
-    Category.POSSESSION: ["She has a dog named Rex.", "He bought a new car."],
-    Category.IDENTITY: ["She is a transgender woman.", "He is 32 years old and grew up in Sweden."],
-}
-
+# --- optional: embeddings for the rules' EVENT leftovers ----------------------
 
 def refine_categories(candidates: list[Candidate], vectors: np.ndarray, prototype_vectors: np.ndarray,
                       prototype_labels: list[Category], margin: float = 0.08,
                       min_similarity: float = 0.45) -> list[Candidate]:
     """Relabel the candidates the rules left as EVENT whose text is clearly nearer another category.
 
-    ``vectors`` (one row per candidate) and ``prototype_vectors`` (one per label, e.g.
-    the embedded ``CATEGORY_PROTOTYPES``) are L2-normalised. A candidate moves when
-    its nearest category is not EVENT, scores ``min_similarity`` or more and beats
-    every other category (EVENT included) by ``margin``.
+    ``vectors`` (one row per candidate) and ``prototype_vectors`` (one row per label,
+    e.g. embedded example statements of that category) are L2-normalised. A candidate
+    moves when its nearest category is not EVENT, scores ``min_similarity`` or more and
+    beats every other category (EVENT included) by ``margin``.
     """
     if not candidates:
         return []

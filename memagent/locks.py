@@ -26,20 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from memagent.errors import MemagentError
+from memagent.errors import LockTimeout
 
 log = logging.getLogger(__name__)
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://..., db://... (and "s3:/" from a Path)
 _POLL_S = 0.02
-
-
-class LockTimeout(MemagentError, TimeoutError):
-    """A user's lock stayed held by another process or thread past the timeout."""
-
-    def __init__(self, user_id: str, timeout: float) -> None:
-        self.user_id, self.timeout = user_id, timeout
-        super().__init__(f"user {user_id!r} is locked by another process or thread; gave up after {timeout:g} s")
 
 
 class _Slot:
@@ -91,7 +83,7 @@ class UserLocks:
         self.data_dir = str(data_dir)
         self.local = not _URI.match(self.data_dir)
         self.directory = Path(self.data_dir) / ".locks" if self.local else None
-        if not self.local and self.data_dir not in _warned:
+        if not self.local and not self.data_dir.startswith("memory://") and self.data_dir not in _warned:
             _warned.add(self.data_dir)
             log.warning("data directory %s is not local: per-user locks only guard this process's threads; "
                         "run one scheduler for it", self.data_dir)

@@ -1,4 +1,5 @@
-"""``Memory``: the one entry point. It runs the graphs over one data directory.
+"""``Memory``: the one entry point. It validates, then delegates to the workflows (graphs)
+over one backend: a LanceDB directory by default, any ``memagent.store.Backend``.
 
 >>> from memagent import Memory
 >>> with Memory("/tmp/memagent-doc") as memory:                    # doctest: +SKIP
@@ -13,23 +14,25 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from memagent.config import Config, RetrievalSettings
-from memagent.embeddings import Embedder, SentenceTransformerEmbedder
+from memagent.deps import Deps
+from memagent.embeddings import Embedder, SentenceTransformerEmbedder, TextVectors
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
 from memagent.llm import ChatAdapter
 from memagent.locks import UserLocks
+from memagent.policies.deletion import plan_removal
 from memagent.portable import dump_lines, read_episodes
-from memagent.store.derived import ENTITIES, RATINGS, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
-from memagent.store.lance import LanceStore
+from memagent.routing import Router
+from memagent.store import open_backend
+from memagent.store.base import Backend
 from memagent.tiers.cache import DerivedTiers
+from memagent.tiers.episodes import Episodes
 from memagent.tiers.episodic import check_id
-from memagent.tiers.profile import to_row as statement_row
 from memagent.timeparse import to_datetime
 from memagent.types import Answer, Entity, Episode, FactHit, Page, Relation, Route, SearchHit, Signal, Statement
 
@@ -52,39 +55,46 @@ def _rating(rating: Any) -> float:
     raise InvalidInputError(f"rating must be good/bad, True/False or a non-zero number in [-1, 1], got {rating!r}")
 
 
-class Memory:
-    """A persistent, multi-user memory in one data directory (or LanceDB URI).
+def _when(value: Any, default: Clock) -> datetime:
+    return to_datetime(value) if value is not None else default()
 
-    ``data_dir`` overrides ``config.data_dir``; ``embedder`` replaces the one
-    named by the config; ``llm`` is an optional LangChain chat model used to
-    extract statements (validated; the rules take over on bad output);
-    ``clock`` gives "now" (inject one in tests and simulations).
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{what} must be a non-empty string")
+    return value.strip()
+
+
+class Memory:
+    """A persistent, multi-user memory over one backend.
+
+    ``data_dir`` (a directory or LanceDB URI; ``"memory://"`` for the in-memory
+    backend) overrides ``config.data_dir``; ``backend`` replaces both with any
+    ``memagent.store.Backend``; ``embedder`` replaces the one named by the
+    config; ``llm`` is an optional LangChain chat model used to extract, route
+    and answer (validated; the rules take over on bad output); ``clock`` gives
+    "now" (inject one in tests and simulations).
     """
 
     def __init__(self, data_dir: str | Path | None = None, *, config: Config | None = None,
-                 embedder: Embedder | None = None, llm: Any | None = None, clock: Clock = _utc_now) -> None:
+                 embedder: Embedder | None = None, llm: Any | None = None, clock: Clock = _utc_now,
+                 backend: Backend | None = None) -> None:
         config = config or Config()
         if data_dir is not None:
             config = config.model_copy(update={"data_dir": data_dir if "://" in str(data_dir) else Path(data_dir)})
         self.config = config
         self.clock = clock
         self.embedder = embedder or SentenceTransformerEmbedder(config.embedder_path)
-        storage = config.storage
-        self.store = LanceStore(
-            config.data_dir, self.embedder.dimension, getattr(self.embedder, "name", ""),
-            vector_index_min_rows=storage.vector_index_min_rows,
-            exact_search_max_user_rows=storage.exact_search_max_user_rows,
-            optimize_every_writes=storage.optimize_every_writes,
-            optimize_every_rows=storage.optimize_every_rows,
-            keep_versions_hours=storage.keep_versions_hours,
-        )
-        self.derived = DerivedStore(self.store.db, self.embedder.dimension)
-        self.locks = UserLocks(self.store.uri)
-        self._scheduler: Any = None
-        self.tiers = DerivedTiers(self.derived, self.embedder.dimension)
+        self.backend = backend or open_backend(config, self.embedder.dimension, getattr(self.embedder, "name", ""))
+        self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows)
+        self.tiers = DerivedTiers(self.backend)
         self.llm = ChatAdapter(llm)
+        self.deps = Deps(self.backend, self.episodes, self.tiers, self.embedder, config, self.llm)
+        self.sentences = TextVectors(self.embedder, config.answer.sentence_cache)
+        self.locks = UserLocks(self.backend.uri)
+        self._scheduler: Any = None
         self._graphs: dict[Any, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a graph may be built while another one is
 
     # --- graphs ---------------------------------------------------------------
     def _graph(self, key: Any, build: Callable[[], Any]) -> Any:
@@ -96,8 +106,12 @@ class Memory:
     def _ingest(self, state: dict[str, Any]) -> list[str]:
         from memagent.graphs.ingest import build_ingest_graph
 
-        graph = self._graph("ingest", lambda: build_ingest_graph(self.store, self.embedder, self.config))
-        return graph.invoke(state)["ids"]
+        return self._graph("ingest", lambda: build_ingest_graph(self.deps)).invoke(state)["ids"]
+
+    def _search_graph(self, signals: frozenset[Signal] = frozenset(Signal)) -> Any:
+        from memagent.graphs.search import build_search_graph
+
+        return self._graph(("search", signals), lambda: build_search_graph(self.deps, signals))
 
     # --- writing ----------------------------------------------------------------
     def add(self, user_id: str, messages: Any, session_id: str | None = None, *,
@@ -118,7 +132,7 @@ class Memory:
         if len(batch) > self.config.max_batch:
             raise InvalidInputError(f"{len(batch)} messages in one call; max_batch is {self.config.max_batch}")
         return self._ingest({"user_id": user_id, "session_id": session_id, "raw": batch,
-                             "now": to_datetime(now) if now is not None else self.clock()})
+                             "now": _when(now, self.clock)})
 
     def import_(self, source: str | Path | IO[str], user_id: str | None = None,
                 batch_size: int = 500, progress: Callable[[int], None] | None = None) -> list[str]:
@@ -129,58 +143,38 @@ class Memory:
         episodes = read_episodes(source, self.config.max_message_chars, user_id)
         ids: list[str] = []
         for start in range(0, len(episodes), batch_size):
-            chunk = self._fresh(episodes[start:start + batch_size])
+            chunk = episodes[start:start + batch_size]
             for user in dict.fromkeys(e.user_id for e in chunk):
-                ids += self._ingest({"episodes": [e for e in chunk if e.user_id == user]})
+                mine = [e for e in chunk if e.user_id == user]
+                known = self.episodes.existing_ids(user, [e.id for e in mine])
+                fresh = [e for e in mine if e.id not in known]
+                if fresh:
+                    ids += self._ingest({"episodes": fresh})
             if progress:
                 progress(min(batch_size, len(episodes) - start))
         return ids
-
-    def _fresh(self, episodes: Sequence[Episode]) -> list[Episode]:
-        known: set[tuple[str, str]] = set()
-        for user in {e.user_id for e in episodes}:
-            ids = [e.id for e in episodes if e.user_id == user]
-            known |= {(user, i) for i in self.store.existing_ids(user, ids)}
-        return [e for e in episodes if (e.user_id, e.id) not in known]
 
     def delete(self, user_id: str, episode_id: str) -> None:
         """Delete one episode; raise ``EpisodeNotFoundError`` if it does not exist."""
         self._require_user(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
-            if not self.store.delete(user_id, [episode_id]):
+            if not self.episodes.delete(user_id, [episode_id]):
                 raise EpisodeNotFoundError(user_id, episode_id)
-            self._forget_evidence(user_id, {episode_id})
-
-    def _forget_evidence(self, user_id: str, episode_ids: set[str]) -> None:
-        """Drop deleted episodes from derived items; items left with no evidence go too."""
-        profile, graph = self.tiers.get(user_id)
-        changed, emptied = profile.remove_evidence(episode_ids)
-        self.derived.upsert(STATEMENTS, [statement_row(profile.get(i), profile.vector(i)) for i in changed])
-        self.derived.delete(STATEMENTS, user_id, emptied)
-        gone = {*episode_ids, *emptied}
-        for kind, items in ((RELATIONS, graph.relations), (ENTITIES, graph.entities)):
-            touched = [x for x in items.values() if episode_ids & set(x.evidence_ids)]
-            dropped = [x.id for x in touched if set(x.evidence_ids) <= episode_ids]
-            self.derived.delete(kind, user_id, dropped)
-            gone.update(dropped)
-            kept = [replace(x, evidence_ids=tuple(i for i in x.evidence_ids if i not in episode_ids))
-                    for x in touched if not set(x.evidence_ids) <= episode_ids]
-            if kind == RELATIONS:
-                self.derived.upsert(kind, [graph.relation_row(x, graph.relation_vectors[x.id]) for x in kept])
-            else:
-                self.derived.upsert(kind, [graph.entity_row(x) for x in kept])
-        self.derived.delete(USAGE, user_id, sorted(gone))  # nothing of them stays behind
-        self.derived.delete(RATINGS, user_id, self.tiers.usage(user_id).drop_ratings(gone))
-        self.tiers.drop(user_id)
+            profile, graph = self.tiers.get(user_id)
+            plan = plan_removal({episode_id}, profile.statements, list(graph.entities.values()),
+                                list(graph.relations.values()))
+            self.tiers.apply_removal(user_id, plan)
+            self.sentences.drop(user_id)
 
     def delete_user(self, user_id: str) -> int:
-        """Remove everything of a user from every tier, table and index; return the episode count."""
+        """Remove everything of a user from every tier, table, index and cache; return the episode count."""
         check_id(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
-            self.derived.delete_user(user_id)
+            count = self.episodes.count(user_id)
+            self.backend.delete_user(user_id)
+            self.episodes.forget_user(user_id)
             self.tiers.drop(user_id)
-            count = self.store.delete_user(user_id)
-            self.derived.optimize(timedelta(0), purge=True)
+            self.sentences.drop(user_id)
             return count
 
     # --- derived tiers: consolidation, profile, knowledge graph -----------------
@@ -195,8 +189,7 @@ class Memory:
         """
         from memagent.graphs.maintain import build_consolidate_graph
 
-        graph = self._graph("consolidate", lambda: build_consolidate_graph(
-            self.store, self.tiers, self.embedder, self.config.consolidation, self.llm))
+        graph = self._graph("consolidate", lambda: build_consolidate_graph(self.deps))
         users = [check_id(user_id)] if user_id is not None else self.users()
         total: Counter[str] = Counter()
         for user in users:
@@ -218,8 +211,8 @@ class Memory:
 
     def pending_since(self, user_id: str) -> tuple[int, datetime | None]:
         """How many of a user's episodes wait for consolidation, and when the oldest was stored."""
-        index = self.store.user_index(check_id(user_id))
-        waiting = index.seqs > self.derived.watermark(user_id)
+        index = self.episodes.index(check_id(user_id))
+        waiting = index.seqs > self.tiers.watermark(user_id)
         if not waiting.any():
             return 0, None
         ingest = index.table.column("ingest_time").to_pylist()
@@ -229,9 +222,8 @@ class Memory:
     def profile(self, user_id: str, at: Any = None) -> list[Statement]:
         """A user's profile statements and session summaries valid at ``at`` (default: now)."""
         check_id(user_id)
-        when = to_datetime(at) if at is not None else self.clock()
         profile = self.tiers.profile(user_id)
-        found = [profile.statements[n] for n in profile.active(when)]
+        found = [profile.statements[n] for n in profile.active(_when(at, self.clock))]
         return sorted(found, key=lambda s: (s.kind == "summary", s.valid_from, s.text))
 
     def entity(self, user_id: str, name: str) -> Entity | None:
@@ -271,11 +263,9 @@ class Memory:
         from memagent.graphs.search import derived_hits
 
         check_id(user_id)
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("query must be a non-empty string")
-        vector = self.embedder.embed([query.strip()])[0]
+        vector = self.embedder.embed([_text(query, "query")])[0]
         hidden = set() if include_archived else self.tiers.usage(user_id).archived
-        return [FactHit(item, score, self.store.get(user_id, list(item.evidence_ids)))
+        return [FactHit(item, score, self.episodes.get(user_id, list(item.evidence_ids)))
                 for item, score in derived_hits(self.tiers, user_id, vector, k, hidden)]
 
     # --- reading ----------------------------------------------------------------
@@ -295,24 +285,16 @@ class Memory:
         feedback given on answers of that route. An unknown user has no hits.
         """
         check_id(user_id)
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("query must be a non-empty string")
+        query = _text(query, "query")
         if not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         chosen = frozenset(Signal(s) for s in signals) if signals is not None else frozenset(Signal)
-        from memagent.graphs.search import build_search_graph
-
-        settings = retrieval or self.config.retrieval
-        graph = self._graph(("search", chosen, settings), lambda: build_search_graph(
-            self.store, self.embedder, settings, chosen, self.tiers,
-            self.config.forgetting.fallback_min_similarity, self.config.feedback.demote_factor,
-            self.config.feedback.similar_question))
-        state = {"user_id": user_id, "query": query.strip(), "k": k, "use_time": use_time,
-                 "now": to_datetime(now) if now is not None else self.clock(),
+        state = {"user_id": user_id, "query": query, "k": k, "use_time": use_time,
+                 "now": _when(now, self.clock), "settings": retrieval or self.config.retrieval,
                  "since": to_datetime(since) if since is not None else None,
                  "until": to_datetime(until) if until is not None else None,
                  "include_archived": include_archived, "route": Route(route).value if route else None}
-        return graph.invoke(state)["hits"]
+        return self._search_graph(chosen).invoke(state)["hits"]
 
     def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Answer:
         """Answer a question from the user's memory, by route, with evidence and a trace id.
@@ -326,14 +308,12 @@ class Memory:
         '1 March 2024'
         """
         check_id(user_id)
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError("question must be a non-empty string")
         from memagent.graphs.answer import build_answer_graph
-        from memagent.routing import Router
 
-        graph = self._graph("answer", lambda: build_answer_graph(self, Router(self.embedder, self.llm)))
-        now = to_datetime(at) if at is not None else self.clock()
-        state = {"user_id": user_id, "question": question.strip(), "now": now}
+        graph = self._graph("answer", lambda: build_answer_graph(
+            self.deps, Router(self.embedder, self.llm), self._search_graph(), self.sentences))
+        state: dict[str, Any] = {"user_id": user_id, "question": _text(question, "question"),
+                                 "now": _when(at, self.clock)}
         if route is not None:
             try:
                 state["forced"] = Route(route)
@@ -342,40 +322,56 @@ class Memory:
         return graph.invoke(state)["answer"]
 
     def feedback(self, trace_id: str, rating: Any, correction: str | None = None, *,
-                 role: str = "user", at: Any = None) -> dict[str, Any]:
+                 role: str = "user", at: Any = None, user_id: str | None = None) -> dict[str, Any]:
         """Rate an answer by its trace id: good reinforces the memories it used, bad demotes them
         for that kind of question; a ``correction`` is stored as a pinned episode and
         revises profile and graph at once. The user's signal and route weights adapt.
 
         ``rating``: True/False, "good"/"bad", or a number in [-1, 1] (its sign counts).
+        ``user_id`` binds the rating to that user: a trace id of another user is
+        unknown (``TraceNotFoundError``). Pass it; without it the trace is looked up
+        over every user.
 
         >>> answer = memory.ask("sam", "Where do I live?")                     # doctest: +SKIP
-        >>> memory.feedback(answer.trace_id, "bad", correction="I live in Porto now.")  # doctest: +SKIP
+        >>> memory.feedback(answer.trace_id, "bad", correction="I live in Porto now.", user_id="sam")  # doctest: +SKIP
         """
-        from memagent.graphs.feedback import build_feedback_graph
+        from memagent.graphs.feedback import build_feedback_graph, promote_correction
 
         delta = _rating(rating)
-        if correction is not None and (not isinstance(correction, str) or not correction.strip()):
-            raise InvalidInputError("correction must be a non-empty string or None")
-        graph = self._graph("feedback", lambda: build_feedback_graph(self))
-        now = to_datetime(at) if at is not None else self.clock()
+        if correction is not None:
+            correction = _text(correction, "correction")
+        graph = self._graph("feedback", lambda: build_feedback_graph(self.deps))
+        now = _when(at, self.clock)
         out = graph.invoke({"trace_id": check_id(trace_id, "trace_id"), "rating": delta, "correction": correction,
-                            "role": role, "now": now})
-        return {"user_id": out["trace"]["user_id"], "route": out["trace"]["route"],
-                "rated": len({r.item_id for r in out["ratings"] if r.delta}),
-                "correction_id": out.get("correction_id"), "weights": out["weights"]}
+                            "now": now, "user_id": check_id(user_id) if user_id is not None else None})
+        trace, rated = out["trace"], {r.item_id for r in out["ratings"] if r.delta}
+        correction_id = None
+        if correction:
+            correction_id = self.add(trace.user_id, [{
+                "id": f"correction:{trace.id}", "role": role or "user", "text": correction, "timestamp": now,
+                "metadata": {"correction_of": trace.id, "pinned": True, "question": trace.question,
+                             "supports": out["supports"]}}], session_id="corrections", now=now)[0]
+            self.consolidate(trace.user_id)
+            with self.locks.hold(trace.user_id), self.tiers.lock(trace.user_id):
+                promote_correction(self.deps, trace, correction_id, out["vector"], now, out["previous"])
+            rated.add(correction_id)
+        return {"user_id": trace.user_id, "route": trace.route, "rated": len(rated),
+                "correction_id": correction_id, "weights": out["weights"]}
 
     def reset_feedback(self, user_id: str) -> None:
         """Forget what a user's feedback taught: learned weights, ratings, and the feedback
         counted into each memory's strength (uses and importance stay)."""
+        from dataclasses import replace
+
+        from memagent.records import Kind
+
         check_id(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             usage = self.tiers.usage(user_id)
-            self.derived.delete(WEIGHTS, user_id, [f"{user_id}\x00{k}" for k in usage.weights])
-            rated = [replace(u, route_feedback={}, feedback=0.0) for u in usage.records.values()
-                     if u.route_feedback or u.feedback]
-            self.derived.upsert(USAGE, [u.row(user_id) for u in rated])
-            self.derived.delete(RATINGS, user_id, usage.drop_ratings())
+            self.backend.delete(Kind.WEIGHT, user_id, [f"{user_id}\x00{k}" for k in usage.weights])
+            self.tiers.write_usage(replace(u, route_feedback={}, feedback=0.0) for u in usage.records.values()
+                                   if u.route_feedback or u.feedback)
+            self.backend.delete(Kind.RATING, user_id, usage.drop_ratings())
             self.tiers.drop(user_id)
 
     def forget(self, user_id: str, dry_run: bool = True, at: Any = None) -> list[Any]:
@@ -388,16 +384,14 @@ class Memory:
         from memagent.graphs.maintain import build_forget_graph
 
         check_id(user_id)
-        graph = self._graph("forget", lambda: build_forget_graph(self.tiers, self.config.forgetting))
-        now = to_datetime(at) if at is not None else self.clock()
+        graph = self._graph("forget", lambda: build_forget_graph(self.deps))
         with self.locks.hold(user_id), self.tiers.lock(user_id):
-            out = graph.invoke({"user_id": user_id, "now": now, "dry_run": dry_run})
+            out = graph.invoke({"user_id": user_id, "now": _when(at, self.clock), "dry_run": dry_run})
         return [d for d in out["decisions"] if d.changes]
 
     def speakers(self, user_id: str) -> set[str]:
         """The speaker names (roles) in a user's episodes."""
-        table = self.store.user_index(check_id(user_id)).table
-        return set(table.column("role").unique().to_pylist()) if table.num_rows else set()
+        return self.episodes.speakers(check_id(user_id))
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts under the memory's embedder."""
@@ -407,7 +401,7 @@ class Memory:
     def get(self, user_id: str, episode_id: str) -> Episode:
         """One episode by id; ``UnknownUserError`` or ``EpisodeNotFoundError`` if absent."""
         self._require_user(user_id)
-        found = self.store.get(user_id, [episode_id])
+        found = self.episodes.get(user_id, [episode_id])
         if not found:
             raise EpisodeNotFoundError(user_id, episode_id)
         return found[0]
@@ -418,23 +412,23 @@ class Memory:
         check_id(user_id)
         if offset < 0 or limit < 1:
             raise InvalidInputError("offset must be >= 0 and limit >= 1")
-        ids = self.store.ordered_ids(user_id, session_id)
-        page = self.store.get(user_id, ids[offset:offset + limit])
+        ids = self.episodes.ordered_ids(user_id, session_id)
+        page = self.episodes.get(user_id, ids[offset:offset + limit])
         next_offset = offset + limit if offset + limit < len(ids) else None
         return Page(items=page, total=len(ids), offset=offset, next_offset=next_offset)
 
     def count(self, user_id: str) -> int:
         """How many episodes a user has."""
-        return self.store.count(check_id(user_id))
+        return self.episodes.count(check_id(user_id))
 
     def users(self) -> list[str]:
         """Every user with at least one episode."""
-        return self.store.users()
+        return self.episodes.users()
 
     def export(self, user_id: str, destination: str | Path | IO[str] | None = None) -> str | int:
         """Write a user's episodes as JSON Lines; return the text if no destination, else the count."""
         self._require_user(user_id)
-        lines = dump_lines(self.store.iter_user(user_id))
+        lines = dump_lines(self.episodes.iter_user(user_id))
         if destination is None:
             return "".join(line + "\n" for line in lines)
         count = 0
@@ -449,20 +443,19 @@ class Memory:
         return count
 
     def _require_user(self, user_id: str) -> None:
-        if self.store.count(check_id(user_id)) == 0:
+        if self.episodes.count(check_id(user_id)) == 0:
             raise UnknownUserError(user_id)
 
     # --- upkeep and lifetime ----------------------------------------------------
     def refresh(self) -> None:
         """See rows that other processes wrote to the same data directory since this one opened it."""
-        self.store.refresh()
-        self.derived.refresh()
+        self.backend.refresh()
+        self.episodes.refresh()
         self.tiers.drop()
 
     def optimize(self) -> None:
         """Compact storage and refresh indexes now (also done every few writes)."""
-        self.store.optimize()
-        self.derived.optimize(self.store.keep_versions)
+        self.backend.optimize()
 
     def start(self, settings: Any = None) -> Any:
         """Run consolidation, forgetting and maintenance in the background (APScheduler).
@@ -483,9 +476,10 @@ class Memory:
             self._scheduler.stop(wait=wait)
 
     def close(self) -> None:
-        """Stop background jobs and release the graphs; the data directory stays as it is."""
+        """Stop background jobs and release the graphs; the data stays as it is."""
         self.stop()
         self._graphs.clear()
+        self.backend.close()
 
     def __enter__(self) -> Memory:
         return self

@@ -15,7 +15,6 @@ True
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,11 @@ from pydantic import BaseModel, ValidationError
 
 from memagent.config import Config
 from memagent.errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 PACKAGE = "memagent.policies"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -65,15 +65,18 @@ class Router:
                 self._prototypes = {r: vectors[bounds[i]:bounds[i + 1]] for i, r in enumerate(routes)}
             return self._prototypes
 
-    def similarities(self, question: str) -> dict[Route, float]:
-        """The question's best cosine similarity with each route's prototypes."""
+    def similarities(self, question: str, vector: np.ndarray | None = None) -> dict[Route, float]:
+        """The question's best cosine similarity with each route's prototypes.
+
+        ``vector`` is the question's embedding when the caller has it already."""
         prototypes = self.prototype_vectors()
-        vector = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
+        if vector is None:
+            vector = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
         return {route: float(np.max(rows @ vector)) for route, rows in prototypes.items()}
 
-    def route(self, question: str) -> RouteDecision:
+    def route(self, question: str, vector: np.ndarray | None = None) -> RouteDecision:
         """The route for ``question``: the chat model's choice if it gives a valid one."""
-        decision = policy.classify(question, self.similarities(question))
+        decision = policy.classify(question, self.similarities(question, vector))
         if self.llm is None or not self.llm.enabled:
             return decision
         choice = self.llm.structured(RouteChoice, SYSTEM, f"Question: {question}")

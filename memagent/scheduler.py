@@ -16,7 +16,9 @@ jobs one after another. A failing job is logged with its traceback and retried
 after ``backoff_s``, doubling up to ``backoff_max_s``, at most ``max_retries``
 times (one-off jobs), then waits for its next regular run; nothing a job raises
 stops the scheduler. ``stats()`` counts runs, failures, skipped runs, retries and
-the last error of each job.
+the last error of each job; ``wait_for`` blocks until they satisfy a condition
+(checked after each run is fully handled, its retry scheduled), so callers and
+tests wait for runs without polling.
 
 Job stores: ``job_store="memory"`` (the default) or a SQLAlchemy URL (the ``sql``
 extra), which keeps next run times and pending retries across restarts. Stored
@@ -26,6 +28,8 @@ the job name); the live ``MemoryScheduler`` is found in a registry of this proce
 >>> with MemoryScheduler(memory) as scheduler:                   # doctest: +SKIP
 ...     scheduler.run_now("consolidate")
 {'users': 1, 'episodes': 3, ...}
+>>> scheduler.wait_for(lambda stats: stats["maintain"]["runs"] >= 1, timeout=600)  # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
@@ -39,11 +43,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-
-from memagent.config import ScheduleSettings
-from memagent.errors import ConfigError, InvalidInputError, MemagentError
+from memagent.config import Config, ScheduleSettings
+from memagent.errors import ConfigError, InvalidInputError, JobError
 from memagent.locks import UserLocks
 from memagent.policies.consolidation import due
 
@@ -57,8 +60,31 @@ _registry: dict[str, MemoryScheduler] = {}
 _registry_lock = threading.Lock()
 
 
-class JobError(MemagentError, RuntimeError):
-    """A job failed for some users; the other users were done."""
+class _Located(Protocol):
+    @property
+    def uri(self) -> str: ...
+
+
+class MaintainedMemory(Protocol):
+    """What the scheduler uses of the memory it maintains; ``memagent.Memory`` is one.
+
+    ``backend.uri`` is the data directory of the user locks; ``forget`` may be missing or ``None``: the forget
+    job then does nothing. ``config`` gives ``schedule`` and ``consolidation``.
+    """
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def backend(self) -> _Located: ...
+
+    def users(self) -> list[str]: ...
+    def pending_since(self, user_id: str) -> tuple[int, datetime | None]: ...
+    def consolidate(self, user_id: str) -> Mapping[str, Any]: ...
+    def forget(self, user_id: str, dry_run: bool = ...) -> Any: ...
+    def refresh(self) -> None: ...
+    def optimize(self) -> None: ...
 
 
 class _Busy(Exception):
@@ -115,12 +141,12 @@ class MemoryScheduler:
     ``memory.clock``) gives "now" for the consolidation policy and the stats.
     """
 
-    def __init__(self, memory: Any, settings: ScheduleSettings | None = None,
+    def __init__(self, memory: MaintainedMemory, settings: ScheduleSettings | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.memory = memory
         self.settings = settings if settings is not None else memory.config.schedule
         self.clock = clock or memory.clock
-        uri = str(getattr(getattr(memory, "store", None), "uri", memory.config.data_dir))
+        uri = str(memory.backend.uri)
         self.locks = UserLocks(uri)
         where = str(Path(uri).resolve()) if self.locks.local else uri
         digest = hashlib.sha1(where.encode("utf-8")).hexdigest()[:12]
@@ -134,6 +160,8 @@ class MemoryScheduler:
                            "maintain": self.settings.maintain_every_s}
         self._stats = {name: JobStats() for name in JOBS}
         self._stats_lock = threading.Lock()
+        self._settled = threading.Condition()  # notified when a run is fully handled
+        self._settled_stats = self.stats()
         self._job_locks = {name: threading.Lock() for name in JOBS}
         self._state_lock = threading.Lock()
         self._scheduler: Any = None
@@ -223,7 +251,10 @@ class MemoryScheduler:
         """
         if job_name not in self._jobs:
             raise InvalidInputError(f"unknown job {job_name!r}; one of {list(JOBS)}")
-        return self._run(job_name, blocking=True)
+        try:
+            return self._run(job_name, blocking=True)
+        finally:
+            self._settle()
 
     def _scheduled(self, name: str, attempt: int) -> None:
         """A run started by APScheduler: never raises; a failure schedules a retry."""
@@ -233,6 +264,8 @@ class MemoryScheduler:
             return
         except Exception:
             self._retry(name, attempt + 1)
+        finally:
+            self._settle()
 
     def _run(self, name: str, blocking: bool) -> dict[str, Any]:
         lock = self._job_locks[name]
@@ -293,12 +326,28 @@ class MemoryScheduler:
             if name in self._stats:
                 with self._stats_lock:
                     self._stats[name].skipped += 1
+                self._settle()
 
     # --- reading the state --------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per job: runs, failures, skipped, retries, consecutive_failures, last_error, last_* ."""
         with self._stats_lock:
             return {name: asdict(stats) for name, stats in self._stats.items()}
+
+    def wait_for(self, predicate: Callable[[dict[str, dict[str, Any]]], bool],
+                 timeout: float | None = None) -> bool:
+        """Block until ``predicate(stats)`` holds; ``False`` if ``timeout`` seconds pass first.
+
+        ``stats`` is what ``stats()`` returned after the last fully handled run (a
+        failed scheduled run's retry is scheduled by then) or skipped run.
+        """
+        with self._settled:
+            return self._settled.wait_for(lambda: predicate(self._settled_stats), timeout)
+
+    def _settle(self) -> None:
+        with self._settled:
+            self._settled_stats = self.stats()
+            self._settled.notify_all()
 
     def next_runs(self) -> dict[str, datetime | None]:
         """When each job (or its pending retry) runs next; empty when stopped."""

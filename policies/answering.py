@@ -14,10 +14,12 @@ false-premise question: "What did Ann adopt?" when it was Bob who did).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from memagent.policies.consolidation import favourite_slot
-from memagent.types import Route
+from memagent.types import Route, Statement
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,42 @@ def abstain(*, best_similarity: float, min_similarity: float, about_named: bool,
     if not about_named:
         return True, f"the evidence is about someone other than {', '.join(sorted(named))}"
     return False, ""
+
+
+def slot_value(valid: Sequence[Statement], slot: str | None, named: set[str]) -> Statement | None:
+    """The statement that holds the asked-for exclusive attribute: the latest of those ``valid``
+    (valid at the asked date) with that slot, of the named person when the question names one."""
+    if slot is None:
+        return None
+    found = [s for s in valid if s.slot == slot and s.value and (not named or s.subject.lower() in named)]
+    return max(found, key=lambda s: s.valid_from, default=None)
+
+
+def superseded(statements: Sequence[Statement], valid: Sequence[Statement], now: datetime,
+               slot: str | None) -> tuple[set[str], set[str]]:
+    """Statements closed by ``now``, and, for a question about an exclusive ``slot``, the
+    episodes that only its closed statements rest on.
+
+    "I live in Lisbon" stops being evidence for "where do I live?" once "we moved to
+    Porto" closed it; asked at a date before the move, it still is. For other
+    questions the episode stays evidence: it may say more than the old address.
+    """
+    closed = [s for s in statements if s.slot and s.valid_to is not None and s.valid_to <= now]
+    if not closed:
+        return set(), set()
+    still = {i for s in valid if s.kind == "statement" for i in s.evidence_ids}
+    return {s.id for s in closed}, {i for s in closed if s.slot == slot for i in s.evidence_ids if i not in still}
+
+
+_CAPITALISED = re.compile(r"\b([A-Z][a-z]+)(?:'s|’s)?\b")
+
+
+def names_someone_else(question: str, people: set[str]) -> bool:
+    """Whether the question names (past its first word) someone who is neither a speaker nor
+    the subject of a statement: "Where does Ana live?" is not about the user's own home.
+
+    >>> names_someone_else("Where does Ana live?", {"Sam"}), names_someone_else("Where does Sam live?", {"Sam"})
+    (True, False)
+    """
+    known = {p.lower() for p in people} | {"i"}
+    return any(m.group(1).lower() not in known for m in _CAPITALISED.finditer(question) if m.start() > 0)

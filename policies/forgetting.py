@@ -45,9 +45,28 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 from memagent.types import Category
+
+
+class Knobs(Protocol):
+    """The forgetting settings the policy reads (``memagent.config.ForgettingSettings``)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def base_days(self) -> float: ...
+    @property
+    def importance_gain(self) -> float: ...
+    @property
+    def reinforcement_gain(self) -> float: ...
+    @property
+    def demotion(self) -> float: ...
+    @property
+    def archive_below(self) -> float: ...
+    @property
+    def min_age_days(self) -> float: ...
 
 ARCHIVE, KEEP, RESTORE = "archive", "keep", "restore"
 MAX_REINFORCEMENTS = 50.0  # caps the exponent: 1.5 ** 50 days is forever already
@@ -131,7 +150,7 @@ class Decision:
         return self.action != KEEP
 
 
-def stability_days(item: ItemState, settings: Any) -> float:
+def stability_days(item: ItemState, settings: Knobs) -> float:
     """Days for retention to fall to 1/e: grows with importance and use, shrinks with bad ratings."""
     importance = min(1.0, max(0.0, item.importance))
     return (settings.base_days * (1.0 + settings.importance_gain * importance)
@@ -145,7 +164,7 @@ def elapsed_days(item: ItemState, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds() / _DAY_S)
 
 
-def retention(item: ItemState, now: datetime, settings: Any) -> float:
+def retention(item: ItemState, now: datetime, settings: Knobs) -> float:
     """``exp(-elapsed / stability)``: 1 when fresh, 1/e after one stability."""
     stability = stability_days(item, settings)
     if stability <= 0:
@@ -153,17 +172,17 @@ def retention(item: ItemState, now: datetime, settings: Any) -> float:
     return math.exp(-elapsed_days(item, now) / stability)
 
 
-def half_life_days(item: ItemState, settings: Any) -> float:
+def half_life_days(item: ItemState, settings: Knobs) -> float:
     """Days for retention to halve: ``stability * ln 2``."""
     return stability_days(item, settings) * math.log(2.0)
 
 
-def decide(items: Iterable[ItemState], now: datetime, settings: Any) -> list[Decision]:
+def decide(items: Iterable[ItemState], now: datetime, settings: Knobs) -> list[Decision]:
     """Archive, keep or restore each item, with its retention and a readable reason."""
     return [_decide_one(item, now, settings) for item in items]
 
 
-def _decide_one(item: ItemState, now: datetime, settings: Any) -> Decision:
+def _decide_one(item: ItemState, now: datetime, settings: Knobs) -> Decision:
     stability = stability_days(item, settings)
     kept = retention(item, now, settings)
 
@@ -188,7 +207,7 @@ def _decide_one(item: ItemState, now: datetime, settings: Any) -> Decision:
     return result(ARCHIVE, summary.replace(" ? ", " < "))
 
 
-def _summary(item: ItemState, now: datetime, kept: float, settings: Any) -> str:
+def _summary(item: ItemState, now: datetime, kept: float, settings: Knobs) -> str:
     days = elapsed_days(item, now)
     since = "since last use" if item.last_reinforced else "since the event"
     uses = f"{item.accesses} use" + ("" if item.accesses == 1 else "s")
@@ -246,3 +265,19 @@ def importance_of_statement(category: Category | str, confidence: float) -> floa
     (0.9, 0.175)
     """
     return round(category_weight(category) * min(1.0, max(0.0, confidence)), 4)
+
+
+def episode_importance(text: str, pinned: bool, categories: Sequence[Category | str] = ()) -> tuple[float, bool]:
+    """An episode's importance and whether it is pinned: an explicit "remember this" (or a
+    caller's pin) pins it at full importance; else its statements' categories and length decide.
+
+    >>> episode_importance("Please remember that my PIN is 4321", False)
+    (1.0, True)
+    """
+    pinned = pinned or asks_to_remember(text)
+    return (1.0 if pinned else importance_of_episode(text, categories)), pinned
+
+
+def relation_importance(evidence_importances: Iterable[float]) -> float:
+    """A graph fact matters as much as the most important turn that said it."""
+    return max(evidence_importances, default=0.0)

@@ -21,18 +21,23 @@ because an answer often sits in the turn next to the one that matches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from memagent.types import Signal
 
+Fused = dict[str, "Scored"]
 
-@dataclass
+
+@dataclass(frozen=True)
 class Scored:
-    """A candidate's running score and the signals that found it."""
+    """A candidate's score and the signals that found it."""
 
     score: float = 0.0
-    signals: set[Signal] = field(default_factory=set)
+    signals: frozenset[Signal] = frozenset()
+
+    def plus(self, gain: float, signal: Signal) -> Scored:
+        return Scored(self.score + gain, self.signals | {signal})
 
 
 def normalise(scores: Sequence[float]) -> list[float]:
@@ -45,51 +50,67 @@ def normalise(scores: Sequence[float]) -> list[float]:
     return [(s - low) / (high - low) for s in scores]
 
 
-def fuse(found: Mapping[Signal, Sequence[tuple[str, float]]],
-         weights: Mapping[Signal, float]) -> dict[str, Scored]:
+def fuse(found: Mapping[Signal, Sequence[tuple[str, float]]], weights: Mapping[Signal, float]) -> Fused:
     """Weighted sum of each signal's min-max-normalised scores."""
-    fused: dict[str, Scored] = {}
+    fused: Fused = {}
     for signal, hits in found.items():
         weight = weights.get(signal, 1.0)
         for (item, _), norm in zip(hits, normalise([s for _, s in hits])):
-            entry = fused.setdefault(item, Scored())
-            entry.score += weight * norm
-            entry.signals.add(signal)
+            fused[item] = fused.get(item, Scored()).plus(weight * norm, signal)
     return fused
 
 
-def boost_in_time(fused: dict[str, Scored], in_range: set[str], boost: float) -> None:
+def boost_in_time(fused: Mapping[str, Scored], in_range: Collection[str], boost: float) -> Fused:
     """Add ``boost`` times the best score to candidates whose event time lies in a queried range."""
     best = max((entry.score for entry in fused.values()), default=0.0)
-    for item in in_range:
-        if item in fused:
-            fused[item].score += boost * best
-            fused[item].signals.add(Signal.TIME)
+    return {item: entry.plus(boost * best, Signal.TIME) if item in in_range else entry
+            for item, entry in fused.items()}
 
 
-def add_neighbours(fused: dict[str, Scored], neighbours: Mapping[str, Sequence[str]],
-                   decay: float) -> None:
+def add_neighbours(fused: Mapping[str, Scored], neighbours: Mapping[str, Sequence[str]], decay: float) -> Fused:
     """Give each hit's adjacent turns ``decay`` times the hit's score."""
     gains: dict[str, float] = {}
     for hit, adjacent in neighbours.items():
         for item in adjacent:
             gains[item] = max(gains.get(item, 0.0), fused[hit].score * decay)
+    out = dict(fused)
     for item, gain in gains.items():
-        entry = fused.setdefault(item, Scored())
-        entry.score += gain
-        entry.signals.add(Signal.NEIGHBOUR)
+        out[item] = out.get(item, Scored()).plus(gain, Signal.NEIGHBOUR)
+    return out
 
 
-def apply_feedback(fused: dict[str, Scored], feedback: Mapping[str, float], demote_factor: float) -> None:
+def apply_feedback(fused: Mapping[str, Scored], feedback: Mapping[str, float], demote_factor: float) -> Fused:
     """Scale candidates by their net rating for this kind of question.
 
     Each net bad rating multiplies the score by ``demote_factor``, each net good one
     by ``2 - demote_factor`` (0.5 and 1.5 by default); at most three count either way.
     """
+    out = dict(fused)
     for item, net in feedback.items():
-        if item in fused and net:
+        if item in out and net:
             steps = max(-3.0, min(3.0, net))
-            fused[item].score *= (demote_factor ** -steps) if steps < 0 else ((2.0 - demote_factor) ** steps)
+            factor = (demote_factor ** -steps) if steps < 0 else ((2.0 - demote_factor) ** steps)
+            out[item] = replace(out[item], score=out[item].score * factor)
+    return out
+
+
+def hidden_by_archive(archived: Collection[str], vector_hits: Sequence[tuple[str, float]],
+                      min_similarity: float) -> frozenset[str]:
+    """Which archived memories a search skips: all of them, unless nothing active matches.
+
+    When the best vector hit that is not archived is less similar than
+    ``min_similarity``, the archive is searched too (it hides nothing): a memory
+    that stopped mattering comes back when it is the only thing that answers.
+
+    >>> sorted(hidden_by_archive({"old"}, [("new", 0.8), ("old", 0.9)], 0.3))
+    ['old']
+    >>> hidden_by_archive({"old"}, [("new", 0.1), ("old", 0.9)], 0.3)
+    frozenset()
+    """
+    if not archived:
+        return frozenset()
+    best = max((v for i, v in vector_hits if i not in archived), default=-1.0)
+    return frozenset() if vector_hits and best < min_similarity else frozenset(archived)
 
 
 def rank(fused: Mapping[str, Scored], k: int | None = None) -> list[tuple[str, Scored]]:

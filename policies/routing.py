@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memagent.types import Route
 
@@ -230,3 +230,31 @@ def classify(question: str, similarities: Mapping[Route, float] | None = None) -
     route = max(Route, key=lambda r: (scores[r], r is E))
     reason = names.get(route) or ("prototypes" if similarities else "default")
     return RouteDecision(route, temporal, scores, reason)
+
+
+def reweighted(decision: RouteDecision, weights: Mapping[Route, float],
+               forced: Route | None = None) -> RouteDecision:
+    """The decision after the caller's choice and the user's learned route weights.
+
+    A route the caller forces wins. Otherwise each route's score is multiplied by
+    the user's weight for it (feedback on that route's answers), unless a chat
+    model chose the route; the best weighted route replaces the classified one
+    only when it scores higher.
+
+    >>> d = RouteDecision(Route.EXTRACTION, False, {Route.EXTRACTION: 1.0, Route.ABSTRACTION: 0.9})
+    >>> reweighted(d, {Route.EXTRACTION: 0.5}).route.value
+    'abstraction'
+    >>> reweighted(d, {}, forced=Route.GENERALIZATION).reason
+    'forced by the caller'
+    """
+    if forced is not None and forced is not decision.route:
+        return replace(decision, route=forced, reason="forced by the caller")
+    if forced is not None or decision.reason == "llm":
+        return decision
+    weighted = {r: score * weights.get(r, 1.0) for r, score in decision.scores.items()}
+    if not weighted:
+        return decision
+    best = max(weighted, key=lambda r: weighted[r])
+    if weighted[best] > weighted.get(decision.route, 0.0):
+        return replace(decision, route=best, reason="learned from feedback")
+    return decision

@@ -8,7 +8,7 @@ from fakes import scripted
 from memagent import Config, InvalidInputError, Memory
 from memagent.cli import load_sample
 from memagent.config import AnswerSettings
-from memagent.store.derived import TRACES
+from memagent.records import Kind
 from memagent.types import Route
 
 
@@ -65,7 +65,7 @@ def test_abstains_when_nothing_relevant_is_stored(sam):
 
 def test_every_answer_is_traced(sam):
     answer = sam.ask("sam", "Where did I travel in July?", at="2024-12-01")
-    rows = sam.derived.rows(TRACES, "sam").to_pylist()
+    rows = sam.backend.scan(Kind.TRACE, "sam").to_pylist()
     [row] = [r for r in rows if r["id"] == answer.trace_id]
     assert row["route"] == answer.route.value and row["answer"] == answer.text
     assert row["episode_ids"] == answer.episode_ids

@@ -1,4 +1,5 @@
-"""The LLM-free answer forms: dates stated as precisely as the evidence is, spans, false premises."""
+"""The LLM-free answer forms: dates stated as precisely as the evidence is, spans, false premises,
+the caption of a shared image."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from memagent.answering import about, asks_list, date_answer, extractive, span_answer, without_names
-from memagent.types import Evidence, Route
+from memagent.answering import (
+    about, asks_list, candidate_sentences, date_answer, episode_evidence, evidence_line, extractive, ranked_sentences,
+    span_answer, without_names,
+)
+from memagent.extraction import IMAGE_CAPTION
+from memagent.types import Episode, Evidence, Route, SearchHit
 
 SAID = datetime(2023, 7, 15, 18, 0, tzinfo=timezone.utc)  # a Saturday
 
@@ -72,3 +77,39 @@ def test_a_reaction_to_someone_else_does_not_make_the_story_the_speakers_own():
     assert about(ranked, {"robert"}, 0.1, ["Ann", "Robert"])
     own = [(1.0, "I ran a charity race for mental health.", said("z", "Ann"))] + ranked
     assert about(own, {"ann"}, 0.1, ["Ann", "Robert"])
+
+
+def shared(text: str, caption: str, role: str = "Ann") -> Evidence:
+    episode = Episode("e1", "u1", "s1", role, text, SAID, SAID, metadata={IMAGE_CAPTION: caption})
+    return episode_evidence(SearchHit(episode, 1.0))
+
+
+def test_a_shared_images_caption_answers_a_question_about_the_photo():
+    item = shared("Look what I made for the fair yesterday!", "a clay bowl with a blue glaze")
+    assert item.text == "Look what I made for the fair yesterday!"  # the text stays what was said
+    ranked = ranked_sentences("What did Ann share a photo of?", [item], False)
+    assert ranked[0][1] == "A clay bowl with a blue glaze."
+    text, source = extractive("What did Ann share a photo of?", Route.EXTRACTION, ranked, False)
+    assert "clay bowl" in text and source is item
+
+
+def test_a_caption_is_read_only_for_a_question_about_a_photo_and_shown_to_a_chat_model():
+    item = shared("I made this for the fair.", "a clay bowl with a blue glaze")
+    assert all("bowl" not in s for s in candidate_sentences(item))
+    assert all("bowl" not in s for _, s, _ in ranked_sentences("What did Ann make for the fair?", [item], False))
+    assert "a clay bowl with a blue glaze" in evidence_line(item)
+    plain = said("I made this for the fair.")
+    assert candidate_sentences(plain, captions=True) == ["I made this for the fair."]
+    assert evidence_line(plain).endswith("Ann: I made this for the fair.")
+
+
+def test_memory_answers_a_question_about_a_shared_photo_from_its_caption(memory):
+    memory.add("ann", [
+        {"role": "Ann", "text": "I had a lovely weekend at the studio with my sister.", "timestamp": SAID},
+        {"role": "Ben", "text": "Nice! What did you do there?", "timestamp": SAID},
+        {"role": "Ann", "text": "Look what I made!", "timestamp": SAID,
+         "metadata": {IMAGE_CAPTION: "a photo of a clay bowl with a blue glaze"}},
+    ], session_id="s1")
+    memory.consolidate("ann")
+    answer = memory.ask("ann", "What did Ann share a photo of?", at="2023-07-20")
+    assert "clay bowl" in answer.text

@@ -8,7 +8,9 @@ import pytest
 
 from fakes import scripted
 from memagent import Memory
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS, USAGE
+from memagent.records import Kind
+
+STATEMENTS, ENTITIES, RELATIONS, USAGE = Kind.STATEMENT, Kind.ENTITY, Kind.RELATION, Kind.USAGE
 from memagent.types import Category, Signal
 
 
@@ -36,9 +38,9 @@ def test_statements_stand_alone_with_absolute_dates_and_evidence(memory):
 def test_consolidation_is_incremental_and_idempotent(memory):
     say(memory, "u", "s1", "2024-03-02", "I adopted a beagle called Biscuit last week.")
     first = memory.consolidate("u")
-    rows = memory.derived.rows(STATEMENTS, "u").num_rows
+    rows = memory.backend.scan(STATEMENTS, "u").num_rows
     assert memory.consolidate("u") == {"episodes": 0} and memory.pending("u") == 0
-    assert memory.derived.rows(STATEMENTS, "u").num_rows == rows
+    assert memory.backend.scan(STATEMENTS, "u").num_rows == rows
     say(memory, "u", "s2", "2024-04-02", "I started learning the piano in March.")
     assert memory.pending("u") == 1
     second = memory.consolidate("u")
@@ -92,24 +94,24 @@ def test_a_crash_mid_write_then_rerun_leaves_no_duplicates_and_no_gaps(tmp_path,
     with Memory(tmp_path / "clean", embedder=embedder) as clean:
         say(clean, "u", "s1", "2024-01-01", *lines)
         clean.consolidate("u")
-        expected = {kind: sorted(clean.derived.rows(kind, "u").column("id").to_pylist())
+        expected = {kind: sorted(clean.backend.scan(kind, "u").column("id").to_pylist())
                     for kind in (STATEMENTS, ENTITIES, RELATIONS)}
     with Memory(tmp_path / "crash", embedder=embedder) as memory:
         say(memory, "u", "s1", "2024-01-01", *lines)
-        real = memory.derived.upsert
+        real = memory.backend.put
 
-        def failing(kind, rows):
+        def failing(kind, records, vectors=None):
             if kind == RELATIONS:
                 raise OSError("disk full")
-            real(kind, rows)
+            return real(kind, records, vectors)
 
-        monkeypatch.setattr(memory.derived, "upsert", failing)
+        monkeypatch.setattr(memory.backend, "put", failing)
         with pytest.raises(OSError):
             memory.consolidate("u")
         assert memory.pending("u") == 3  # the watermark did not move
-        monkeypatch.setattr(memory.derived, "upsert", real)
+        monkeypatch.setattr(memory.backend, "put", real)
         memory.consolidate("u")
-        got = {kind: sorted(memory.derived.rows(kind, "u").column("id").to_pylist())
+        got = {kind: sorted(memory.backend.scan(kind, "u").column("id").to_pylist())
                for kind in (STATEMENTS, ENTITIES, RELATIONS)}
         assert got == expected
         assert memory.pending("u") == 0
@@ -146,11 +148,11 @@ def test_deleting_episodes_and_users_reaches_the_derived_tiers(memory):
     memory.consolidate("u")
     memory.delete("u", ids[0])
     assert not any("Rex" in t for t in texts(memory, "u"))
-    assert ids[0] not in memory.derived.rows(USAGE, "u").column("id").to_pylist()
+    assert ids[0] not in memory.backend.scan(USAGE, "u").column("id").to_pylist()
     assert all(ids[0] not in r.evidence_ids for r in memory.tiers.graph("u").relations.values())
     memory.delete_user("u")
     for kind in (STATEMENTS, ENTITIES, RELATIONS):
-        assert memory.derived.rows(kind, "u").num_rows == 0
+        assert memory.backend.scan(kind, "u").num_rows == 0
     assert memory.profile("u") == []
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from memagent import Memory, Signal
+from memagent.errors import StorageError
+from memagent.records import Kind
 
 
 class FailingEmbedder:
@@ -45,17 +47,17 @@ def test_crash_while_embedding_then_retry(tmp_path, embedder):
 def test_failed_storage_write_leaves_store_and_cache_consistent(tmp_path, embedder, monkeypatch):
     with Memory(tmp_path / "d", embedder=embedder) as memory:
         memory.add("ana", batch(3), session_id="s")
-        table = memory.store.episodes
+        table = memory.backend.tables[Kind.EPISODE]
 
         def broken_add(*args, **kwargs):
             raise OSError("disk full")
 
         monkeypatch.setattr(table, "add", broken_add)
-        with pytest.raises(OSError):
+        with pytest.raises(StorageError, match="disk full"):
             memory.add("ana", batch(6), session_id="s")
         monkeypatch.undo()
         assert memory.count("ana") == 3
-        assert len(memory.store.user_index("ana")) == 3
+        assert len(memory.episodes.index("ana")) == 3
         memory.add("ana", batch(6), session_id="s")
     with Memory(tmp_path / "d", embedder=embedder) as reopened:
         assert reopened.count("ana") == 6

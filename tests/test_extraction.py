@@ -10,7 +10,8 @@ import pytest
 
 from memagent import extraction
 from memagent.extraction import (
-    extract, is_small_talk, refine_categories, resolve_dates, rewrite_pronouns, split_sentences,
+    IMAGE_CAPTION, extract, image_caption, is_small_talk, refine_categories, resolve_dates, rewrite_pronouns,
+    split_sentences,
 )
 from memagent.types import Category, Episode, Triple
 
@@ -197,3 +198,14 @@ def test_sentence_openers_are_not_mentions_but_possessive_names_are():
     [cand] = extract(episode("Ana's party was fun and I baked a cake. Here's my cake, it's from Lidl."))
     mentions = [t.object for t in cand.triples if t.relation == "mentions"]
     assert mentions == ["Ana", "Lidl"]
+
+
+def test_a_shared_images_caption_is_read_from_metadata_and_makes_no_statement():
+    said = "I finished my first painting last week. I'm so proud of it."
+    plain = extract(episode(said))
+    with_image = extract(episode(said, **{IMAGE_CAPTION: "a painting of a sunset over the sea"}))
+    assert plain and [c.text for c in with_image] == [c.text for c in plain]
+    assert all("sunset" not in c.text and "sunset" not in str(c.triples) for c in with_image)
+    assert extract(episode("Look!", **{IMAGE_CAPTION: "a photo of my dog Rex at the beach"})) == []
+    assert image_caption(episode(said, **{IMAGE_CAPTION: "  a sunset  "})) == "a sunset"
+    assert image_caption(episode(said)) == "" and image_caption(episode(said, **{IMAGE_CAPTION: 3})) == ""

@@ -9,7 +9,10 @@ import pytest
 from memagent import InvalidInputError, Memory
 from memagent.graphs.feedback import TraceNotFoundError
 from memagent.policies.forgetting import stability_days
-from memagent.store.derived import RATINGS, USAGE
+from memagent.records import Kind
+from memagent.tiers.usage import item_state
+
+RATINGS, USAGE = Kind.RATING, Kind.USAGE
 
 
 def add(memory, user, session, when, *texts, role="Sam"):
@@ -27,7 +30,7 @@ def test_forget_archives_small_talk_not_facts_and_dry_run_changes_nothing(memory
     assert not memory.tiers.usage("u").archived
     memory.forget("u", dry_run=False, at="2023-12-01")
     assert memory.tiers.usage("u").archived == {ids[0], ids[2]}
-    assert memory.derived.rows(USAGE, "u").to_pylist()  # persisted
+    assert memory.backend.scan(USAGE, "u").to_pylist()  # persisted
     assert memory.forget("u", dry_run=False, at="2023-12-01") == []  # nothing left to change
 
 
@@ -69,7 +72,7 @@ def test_uses_reinforce_so_a_used_memory_outlives_an_unused_one(memory):
     usage = memory.tiers.usage("u").records
     assert usage[ids[0]].accesses >= usage[ids[1]].accesses + 2
     settings = memory.config.forgetting
-    assert stability_days(usage[ids[0]].state(), settings) > stability_days(usage[ids[1]].state(), settings)
+    assert stability_days(item_state(usage[ids[0]]), settings) > stability_days(item_state(usage[ids[1]]), settings)
     archived = {d.item_id for d in memory.forget("u", at="2028-06-01")}
     assert ids[1] in archived and ids[0] not in archived
 
@@ -190,7 +193,7 @@ def test_deleting_the_only_evidence_of_a_graph_fact_deletes_its_usage_and_rating
     memory.delete("u", said)
     usage = memory.tiers.usage("u")
     assert relation.id not in usage.records and not usage.ratings
-    assert not memory.derived.rows(USAGE, "u").num_rows and not memory.derived.rows(RATINGS, "u").num_rows
+    assert not memory.backend.scan(USAGE, "u").num_rows and not memory.backend.scan(RATINGS, "u").num_rows
 
 
 def test_a_favourite_question_about_something_else_or_someone_else_is_not_the_users_favourite(memory):
@@ -211,8 +214,8 @@ def test_deleting_a_rated_episode_deletes_its_ratings_and_no_other_users(memory)
     for item in rated:
         memory.delete("u", item)
     assert not {r.item_id for r in memory.tiers.usage("u").ratings} & rated
-    assert not memory.derived.rows(RATINGS, "u").num_rows
-    assert memory.derived.rows(RATINGS, "v").num_rows == len(memory.tiers.usage("v").ratings) > 0
+    assert not memory.backend.scan(RATINGS, "u").num_rows
+    assert memory.backend.scan(RATINGS, "v").num_rows == len(memory.tiers.usage("v").ratings) > 0
 
 
 def test_feedback_rejects_bad_input(memory):

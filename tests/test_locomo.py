@@ -8,6 +8,7 @@ import pytest
 
 from memagent.eval.locomo import CATEGORIES, clean_evidence, load
 from memagent.eval.metrics import recall_at_k
+from memagent.extraction import IMAGE_CAPTION
 
 
 def test_category_names_follow_the_dataset_ids():
@@ -46,7 +47,9 @@ def test_load_small_file(tmp_path):
     path.write_text(json.dumps(data))
     conv, = load(path)
     assert [s.session_id for s in conv.sessions] == ["session_1", "session_2"]
-    assert "[shares a photo: a red bike]" in conv.sessions[0].turns[0]["text"]
+    look, nice = conv.sessions[0].turns
+    assert look["text"] == "Look" and look["metadata"] == {"dia_id": "D1:1", IMAGE_CAPTION: "a red bike"}
+    assert nice["metadata"] == {"dia_id": "D1:2"}
     assert conv.questions[0].evidence == ["D2:1"]
     assert conv.questions[1].answer == "red"
     assert conv.reference_time.date().isoformat() == "2023-06-10"

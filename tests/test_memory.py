@@ -21,6 +21,7 @@ from memagent import (
     TimestampError,
     UnknownUserError,
 )
+from memagent.records import Kind
 
 UTC = timezone.utc
 
@@ -108,15 +109,15 @@ def test_delete_user_leaves_no_row_in_any_table_or_index(memory):
     memory.add("carol", [{"id": "c1", "text": "zygomorphic xylophone secret"}])
     assert memory.search("carol", "zygomorphic xylophone", signals={"lexical"})
     assert memory.delete_user("carol") == 1
-    store = memory.store
-    assert store.episodes.count_rows("user_id = 'carol'") == 0
+    table = memory.backend.tables[Kind.EPISODE]
+    assert table.count_rows("user_id = 'carol'") == 0
     # nothing of carol left in the full-text index, whoever asks
     for user in ("carol", "alice"):
         assert not any("zygomorphic" in h.episode.text for h in memory.search(user, "zygomorphic xylophone", k=10))
-    all_text = store.episodes.search().select(["text"]).limit(None).to_arrow().column("text").to_pylist()
+    all_text = table.search().select(["text"]).limit(None).to_arrow().column("text").to_pylist()
     assert not any("zygomorphic" in t for t in all_text)
     # old table versions that still held the rows are purged
-    assert len(store.episodes.list_versions()) == 1
+    assert len(table.list_versions()) == 1
     with pytest.raises(UnknownUserError):
         memory.get("carol", "c1")
     assert memory.count("alice") == 3

@@ -30,7 +30,7 @@ def test_weights_change_the_order():
 
 def test_time_boost_adds_a_share_of_the_best_score_and_marks():
     fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5), ("c", 0.1)]}, W)
-    boost_in_time(fused, {"b", "missing"}, 1.0)
+    fused = boost_in_time(fused, {"b", "missing"}, 1.0)
     assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4)
     assert rank(fused, 1)[0][0] == "b"
     assert Signal.TIME in fused["b"].signals and "missing" not in fused
@@ -38,7 +38,7 @@ def test_time_boost_adds_a_share_of_the_best_score_and_marks():
 
 def test_neighbours_get_a_share_of_their_hit():
     fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5), ("c", 0.1)]}, W)
-    add_neighbours(fused, {"a": ["n1", "b"]}, 0.5)
+    fused = add_neighbours(fused, {"a": ["n1", "b"]}, 0.5)
     assert fused["n1"].score == pytest.approx(0.4 * 0.5)
     assert fused["n1"].signals == {Signal.NEIGHBOUR}
     assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4 * 0.5)

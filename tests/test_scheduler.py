@@ -9,18 +9,20 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from memagent import Memory, cli
 from memagent.config import Config, ConsolidationSettings, ScheduleSettings
 from memagent.errors import ConfigError, MemagentError
 from memagent.locks import LockTimeout, UserLocks
-from memagent.scheduler import JobError, MemoryScheduler
-from memagent.store.derived import ENTITIES, RELATIONS, STATEMENTS
+from memagent.scheduler import JobError, MemoryScheduler, run_stored_job
+from memagent.records import Kind
+
+STATEMENTS, ENTITIES, RELATIONS = Kind.STATEMENT, Kind.ENTITY, Kind.RELATION
 
 LINES = ("I live in Lisbon.", "My dog Rex loves the beach.", "I work as a nurse at Santa Maria hospital.")
 QUIET = ScheduleSettings(consolidate_every_s=3600, forget_every_s=3600, maintain_every_s=3600)
@@ -35,38 +37,59 @@ def settings(**kw) -> ScheduleSettings:
     return QUIET.model_copy(update=kw)
 
 
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+def settled(scheduler: MemoryScheduler, predicate, timeout: float = 60.0) -> None:
+    """Wait until the job stats satisfy ``predicate``; the timeout only stops a hung test."""
+    assert scheduler.wait_for(predicate, timeout), f"not reached: {scheduler.stats()}"
 
 
 def derived_ids(memory: Memory, user: str) -> dict[str, list[str]]:
-    return {kind: sorted(memory.derived.rows(kind, user).column("id").to_pylist())
+    return {kind: sorted(memory.backend.scan(kind, user).column("id").to_pylist())
             for kind in (STATEMENTS, ENTITIES, RELATIONS)}
 
 
 class Concurrency:
-    """Wraps a function; records how many calls ran at once, at most."""
+    """Wraps a function; records how many calls ran at once, at most.
 
-    def __init__(self, func=None, sleep: float = 0.0) -> None:
-        self.func, self.sleep = func, sleep
+    The first call sets ``entered`` and holds until ``release`` is set: the test
+    decides how long it runs. Later calls run through.
+    """
+
+    def __init__(self, func=None) -> None:
+        self.func = func
         self.now = self.most = self.calls = 0
         self.lock = threading.Lock()
+        self.entered, self.release = threading.Event(), threading.Event()
 
     def __call__(self, *args, **kwargs):
         with self.lock:
             self.now += 1
             self.calls += 1
             self.most = max(self.most, self.now)
+            first = self.calls == 1
         try:
-            time.sleep(self.sleep)
+            if first:
+                self.entered.set()
+                assert self.release.wait(60), "the first call was never released"
             return self.func(*args, **kwargs) if self.func else None
         finally:
             with self.lock:
                 self.now -= 1
+
+
+class WatchedLock:
+    """A stand-in for a job's lock that tells when a caller found it taken."""
+
+    def __init__(self) -> None:
+        self.lock, self.contended = threading.Lock(), threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self.lock.acquire(blocking=False):
+            return True
+        self.contended.set()
+        return self.lock.acquire() if blocking else False
+
+    def release(self) -> None:
+        self.lock.release()
 
 
 # --- the jobs ------------------------------------------------------------------------
@@ -107,7 +130,7 @@ def test_forget_job_runs_for_every_user_under_the_user_lock(memory, monkeypatch)
 
     def forget(user_id: str, dry_run: bool = False) -> dict[str, int]:
         busy = []  # another thread must find the user's lock taken
-        probe = threading.Thread(target=lambda: busy.append(not UserLocks(memory.store.uri).acquire(user_id, False)))
+        probe = threading.Thread(target=lambda: busy.append(not UserLocks(memory.backend.uri).acquire(user_id, False)))
         probe.start()
         probe.join()
         seen.append((user_id, dry_run, busy[0]))
@@ -132,42 +155,49 @@ def test_maintain_job_optimizes_and_unknown_jobs_are_refused(memory, monkeypatch
 
 # --- no overlap -----------------------------------------------------------------------
 def test_a_slow_job_never_overlaps_itself(memory, monkeypatch):
-    slow = Concurrency(sleep=0.3)
+    slow = Concurrency()
     monkeypatch.setattr(memory, "optimize", slow)
     scheduler = MemoryScheduler(memory, settings(maintain_every_s=0.05))
+    job_lock = WatchedLock()
+    monkeypatch.setitem(scheduler._job_locks, "maintain", job_lock)
+    extra_results = []
+    extra = threading.Thread(target=lambda: extra_results.append(scheduler.run_now("maintain")))
     with scheduler:
-        wait_until(lambda: slow.calls >= 1)
-        extra = threading.Thread(target=scheduler.run_now, args=("maintain",))  # waits its turn
-        extra.start()
-        wait_until(lambda: slow.calls >= 3, timeout=20)
-        extra.join()
-    assert slow.most == 1
-    assert scheduler.stats()["maintain"]["skipped"] >= 1  # runs due while it ran were not started
+        try:
+            assert slow.entered.wait(60)  # a scheduled run holds the job until released
+            settled(scheduler, lambda s: s["maintain"]["skipped"] >= 1)  # runs due meanwhile were not started
+            extra.start()  # run_now waits its turn
+            assert job_lock.contended.wait(60)
+            assert slow.calls == 1
+        finally:
+            slow.release.set()
+        extra.join(60)
+        settled(scheduler, lambda s: s["maintain"]["runs"] >= 3)
+    assert extra_results == [{"optimized": 1}]
+    assert slow.most == 1 and slow.calls >= 3
+    assert scheduler.stats()["maintain"]["failures"] == 0
 
 
 def test_two_schedulers_racing_on_one_user_never_consolidate_at_once(tmp_path, embedder, monkeypatch):
     with Memory(tmp_path / "d", embedder=embedder) as a, Memory(tmp_path / "d", embedder=embedder) as b:
         say(a, "ann", *LINES)
-        tracker = Concurrency(lambda real, user: real(user), sleep=0.3)
+        tracker = Concurrency(lambda real, user: real(user))
         for memory in (a, b):
             monkeypatch.setattr(memory, "consolidate", lambda user, real=memory.consolidate: tracker(real, user))
-        schedulers = [MemoryScheduler(a, QUIET), MemoryScheduler(b, QUIET)]
-        barrier = threading.Barrier(2)
+        first, second = MemoryScheduler(a, QUIET), MemoryScheduler(b, QUIET)
         results = []
-
-        def race(scheduler):
-            barrier.wait()
-            results.append(scheduler.run_now("consolidate"))
-
-        threads = [threading.Thread(target=race, args=(s,)) for s in schedulers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert tracker.most == 1
-        assert sum(r["users"] for r in results) == 1  # one did it; the other found it locked or done
+        running = threading.Thread(target=lambda: results.append(first.run_now("consolidate")))
+        running.start()
+        try:
+            assert tracker.entered.wait(60)  # the first scheduler is consolidating ann
+            assert second.run_now("consolidate") == {"users": 0, "locked": 1}  # so the second finds her locked
+        finally:
+            tracker.release.set()
+            running.join(60)
+        assert [r["users"] for r in results] == [1] and tracker.most == 1 and tracker.calls == 1
         b.refresh()
         assert b.pending("ann") == 0
+        assert second.run_now("consolidate") == {"users": 0, "locked": 0}  # and then done
 
 
 # --- per-user locks -------------------------------------------------------------------
@@ -183,7 +213,7 @@ with UserLocks(sys.argv[1]).hold(sys.argv[2]):
 def test_the_user_lock_excludes_another_process_and_skips_the_user(memory):
     user = "ann@example.com"
     say(memory, user, "I live in Lisbon.")
-    data = memory.store.uri
+    data = memory.backend.uri
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, data, user], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -238,26 +268,33 @@ def test_remote_data_dirs_fall_back_to_process_locks(caplog):
 
 # --- failures and retries ---------------------------------------------------------------
 def test_a_failing_job_is_retried_with_backoff_and_the_scheduler_keeps_running(memory, monkeypatch, caplog):
-    calls: list[float] = []
+    calls = []
     real = memory.refresh
 
     def flaky() -> None:
-        calls.append(time.monotonic())
+        calls.append(1)
         if len(calls) <= 3:
             raise OSError("storage away")
         real()
 
     monkeypatch.setattr(memory, "refresh", flaky)
-    scheduler = MemoryScheduler(memory, settings(backoff_s=0.1, backoff_max_s=0.2, max_retries=5))
-    with caplog.at_level(logging.INFO, logger="memagent.scheduler"), scheduler:
-        wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 4)
+    # Retries far in the future: the test runs each one itself, as its stored job would when due.
+    scheduler = MemoryScheduler(memory, settings(backoff_s=100, backoff_max_s=200, max_retries=5))
+    before = datetime.now(timezone.utc)
+    with caplog.at_level(logging.INFO, logger="memagent.scheduler"), scheduler:  # the first run fails
+        for attempt, delay in enumerate((100, 200, 200), start=1):  # doubled, then capped at 200
+            settled(scheduler, lambda s, n=attempt: s["consolidate"]["retries"] == n)
+            after = datetime.now(timezone.utc)
+            retry_at = scheduler.next_runs()["consolidate:retry"]
+            assert before + timedelta(seconds=delay) <= retry_at <= after + timedelta(seconds=delay)
+            before = datetime.now(timezone.utc)
+            run_stored_job(scheduler.key, "consolidate", attempt)  # the retry; the last one succeeds
         assert scheduler.running
     stats = scheduler.stats()["consolidate"]
+    assert stats["runs"] == 4 and len(calls) == 4
     assert stats["failures"] == 3 and stats["retries"] == 3 and stats["consecutive_failures"] == 0
     assert stats["last_error"] == "OSError: storage away"
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
-    assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.19  # 0.1, 0.2, then capped at 0.2
-    assert "retry 3 of 5 in 0.2 s" in caplog.text
+    assert "retry 1 of 5 in 100.0 s" in caplog.text and "retry 3 of 5 in 200.0 s" in caplog.text
     assert any(r.exc_info and "storage away" in str(r.exc_info[1]) for r in caplog.records)  # with traceback
 
 
@@ -265,12 +302,14 @@ def test_retries_stop_after_max_retries(memory, monkeypatch):
     calls = []
     monkeypatch.setattr(memory, "refresh", lambda: (calls.append(1), 1 / 0))
     scheduler = MemoryScheduler(memory, settings(backoff_s=0.02, max_retries=2))
-    with scheduler:
-        wait_until(lambda: len(calls) >= 3)
-        time.sleep(0.3)
+    with scheduler:  # the retries run when due, by the scheduler
+        settled(scheduler, lambda s: s["consolidate"]["consecutive_failures"] >= 3)
+        assert "consolidate:retry" not in scheduler.next_runs()  # no retry pending
+        assert set(scheduler.next_runs()) == {"consolidate", "forget", "maintain"}
         assert scheduler.running
     assert len(calls) == 3  # the run and two retries; then it waits for its next regular run
-    assert scheduler.stats()["consolidate"]["consecutive_failures"] == 3
+    stats = scheduler.stats()["consolidate"]
+    assert stats["consecutive_failures"] == 3 and stats["retries"] == 2
 
 
 def test_a_job_killed_mid_write_and_rerun_leaves_no_duplicates(tmp_path, embedder, monkeypatch):
@@ -280,18 +319,18 @@ def test_a_job_killed_mid_write_and_rerun_leaves_no_duplicates(tmp_path, embedde
         expected = derived_ids(clean, "u")
     with Memory(tmp_path / "crash", embedder=embedder) as memory:
         say(memory, "u", *LINES)
-        real, failed = memory.derived.upsert, []
+        real, failed = memory.backend.put, []
 
-        def failing(kind, rows):
+        def failing(kind, records, vectors=None):
             if kind == RELATIONS and not failed:
                 failed.append(kind)
                 raise OSError("disk full")
-            real(kind, rows)
+            return real(kind, records, vectors)
 
-        monkeypatch.setattr(memory.derived, "upsert", failing)
+        monkeypatch.setattr(memory.backend, "put", failing)
         scheduler = MemoryScheduler(memory, settings(backoff_s=0.05))
         with scheduler:  # the first run fails mid-write; its retry finishes the work
-            wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 2)
+            settled(scheduler, lambda s: s["consolidate"]["runs"] >= 2)
         stats = scheduler.stats()["consolidate"]
         assert failed and stats["failures"] == 1 and stats["consecutive_failures"] == 0
         assert "disk full" in stats["last_error"]
@@ -318,16 +357,21 @@ def test_run_now_raises_the_failure_of_a_user_and_does_the_others(memory, monkey
 
 # --- lifetime -------------------------------------------------------------------------------
 def test_start_and_stop_are_idempotent_and_stop_waits_for_the_running_job(memory, monkeypatch):
-    started, finished = threading.Event(), threading.Event()
-    real = memory.refresh
+    started, stopping, finished = threading.Event(), threading.Event(), threading.Event()
+    real, real_shutdown = memory.refresh, BackgroundScheduler.shutdown
 
-    def slow_refresh() -> None:
+    def held_refresh() -> None:
         started.set()
-        time.sleep(0.4)
+        assert stopping.wait(60)  # the job runs on until stop() is shutting the scheduler down
         real()
         finished.set()
 
-    monkeypatch.setattr(memory, "refresh", slow_refresh)
+    def shutdown(self, *args, **kwargs):
+        stopping.set()
+        return real_shutdown(self, *args, **kwargs)
+
+    monkeypatch.setattr(memory, "refresh", held_refresh)
+    monkeypatch.setattr(BackgroundScheduler, "shutdown", shutdown)
     scheduler = MemoryScheduler(memory, QUIET)
     assert not scheduler.running
     scheduler.start()
@@ -357,7 +401,7 @@ def test_sql_job_store_runs_stored_jobs_and_keeps_next_run_times(memory, tmp_pat
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
     scheduler = MemoryScheduler(memory, settings(job_store=url))
     with scheduler:
-        wait_until(lambda: scheduler.stats()["consolidate"]["runs"] >= 1)
+        settled(scheduler, lambda s: s["consolidate"]["runs"] >= 1)
         forget_at = scheduler.next_runs()["forget"]
     assert memory.pending("ann") == 0
     again = MemoryScheduler(memory, settings(job_store=url))  # a restart: same key, stored jobs
@@ -384,23 +428,31 @@ def test_serve_stops_cleanly_on_sigterm_and_its_work_is_persisted(tmp_path, embe
     data = tmp_path / "d"
     with Memory(data, embedder=embedder) as memory:
         say(memory, "ann", *LINES)
-    out, err = open(tmp_path / "out.txt", "w+"), open(tmp_path / "err.txt", "w+")
+    out = open(tmp_path / "out.txt", "w+")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen([sys.executable, "-m", "memagent.cli", "--data-dir", str(data), "serve",
-                               "--consolidate-every", "0.5"], stdout=out, stderr=err, env=env)
+                               "--consolidate-every", "0.5"], stdout=out, stderr=subprocess.PIPE, text=True, env=env)
+    log_lines, consolidated = [], threading.Event()
+
+    def read_log() -> None:  # the server's log, to its end; a finished consolidate run is logged
+        for line in server.stderr:
+            log_lines.append(line)
+            if "job consolidate done" in line:
+                consolidated.set()
+        consolidated.set()  # the server ended: stop waiting
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
     try:
-        with Memory(data, embedder=embedder) as watcher:
-            def consolidated() -> bool:
-                assert server.poll() is None, Path(err.name).read_text()
-                watcher.refresh()
-                return watcher.pending("ann") == 0
-            wait_until(consolidated, timeout=120)
+        assert consolidated.wait(120), "".join(log_lines)
+        assert server.poll() is None and any("job consolidate done" in line for line in log_lines), "".join(log_lines)
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
+        reader.join(60)
     text = Path(out.name).read_text()
     assert "SIGINT or SIGTERM stops" in text and "memagent serve: done; consolidate:" in text
     assert " 0 failed" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memagent import Config, ConfigError, Memory, StorageSettings
+from memagent.records import Kind
 from memagent.store.lance import SCHEMA_VERSION
 
 
@@ -15,18 +16,18 @@ def test_vector_index_is_built_once_and_ann_search_stays_per_user(tmp_path, embe
     with Memory(config=config, embedder=embedder) as memory:
         for user in ("u1", "u2"):
             memory.add(user, [f"{user} note {i}: today I spent the evening {topics[i % 4]}" for i in range(150)])
-        assert "vector_idx" not in memory.store.index_stats()
+        assert "vector_idx" not in memory.backend.stats()
         memory.optimize()
-        assert "vector_idx" in memory.store.index_stats()
+        assert "vector_idx" in memory.backend.stats()
         built = []
-        table = memory.store.episodes
+        table = memory.backend.tables[Kind.EPISODE]
         original = table.create_index
         table.create_index = lambda *a, **k: built.append(a) or original(*a, **k)
         memory.add("u1", ["one more note about the violin"])
         memory.optimize()
         assert built == []  # later writes refresh the index incrementally, never rebuild it
         assert table.index_stats("vector_idx").num_unindexed_rows == 0
-        assert memory.store.user_index("u1").vectors is None  # above the exact-search size
+        assert memory.episodes.index("u1").vectors is None  # above the exact-search size
         hits = memory.search("u2", "playing a string instrument", k=10, signals={"vector"})
         assert hits and all(h.episode.user_id == "u2" for h in hits)
         assert "violin" in hits[0].episode.text
@@ -34,9 +35,9 @@ def test_vector_index_is_built_once_and_ann_search_stays_per_user(tmp_path, embe
 
 def test_schema_version_is_stored_and_a_newer_one_refused(tmp_path, embedder):
     with Memory(tmp_path / "d", embedder=embedder) as memory:
-        assert memory.store.schema_version == SCHEMA_VERSION
+        assert memory.backend.schema_version == SCHEMA_VERSION
         memory.add("u", ["kept"])
-        meta = memory.store.db.open_table("meta")
+        meta = memory.backend.db.open_table("meta")
         meta.update(where="key = 'schema_version'", values={"value": str(SCHEMA_VERSION + 1)})
     with pytest.raises(ConfigError, match="schema version"):
         Memory(tmp_path / "d", embedder=embedder)

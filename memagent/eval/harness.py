@@ -65,7 +65,7 @@ def routed_answer(k: int = 100) -> AnswerFn:
         result = memory.ask(user_id, question, at=now)
         latency = (time.perf_counter() - start) * 1000
         ids = list(dict.fromkeys(result.episode_ids + [h.episode.id for h in memory.search(user_id, question, k=k, now=now)]))
-        sources = {e.id: e.source_id for e in memory.store.get(user_id, ids)}
+        sources = {e.id: e.source_id for e in memory.episodes.get(user_id, ids)}
         return Answer(text=result.text, evidence_ids=[sources.get(i) or i for i in ids], route=result.route.value,
                       context_tokens=result.context_tokens, llm_calls=result.llm_calls, latency_ms=latency,
                       evidence_text=[e.text for e in result.evidence[:3]])

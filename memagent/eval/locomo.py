@@ -3,6 +3,9 @@
 Categories, by the dataset's own ids (many papers swap them):
 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial.
 
+A turn that shared an image keeps its text as said; the image's caption
+(``blip_caption``) goes into the turn's metadata under ``IMAGE_CAPTION``.
+
 >>> clean_evidence(["D8:6; D9:17", "D:11:26", "D30:05", "D"], {"D8:6", "D9:17", "D11:26", "D30:5"})
 ['D8:6', 'D9:17', 'D11:26', 'D30:5']
 """
@@ -18,6 +21,7 @@ from typing import Any
 
 from memagent.errors import InvalidInputError
 from memagent.eval import read_json_list
+from memagent.extraction import IMAGE_CAPTION
 from memagent.timeparse import to_datetime
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -69,11 +73,17 @@ def clean_evidence(raw: Iterable[str], known: set[str]) -> list[str]:
     return cleaned
 
 
-def turn_text(turn: dict[str, Any]) -> str:
-    """A turn's text, with the caption of a shared image where there is one."""
+def turn_message(turn: dict[str, Any]) -> dict[str, Any] | None:
+    """A turn as a message for ``Memory.add``, the caption of a shared image in its metadata;
+    None for a turn without text."""
     text = str(turn.get("text", "")).strip()
-    caption = turn.get("blip_caption")
-    return f"{text} [shares a photo: {caption}]" if caption else text
+    if not text:
+        return None
+    metadata = {"dia_id": turn["dia_id"]}
+    caption = str(turn.get("blip_caption") or "").strip()
+    if caption:
+        metadata[IMAGE_CAPTION] = caption
+    return {"id": turn["dia_id"], "role": turn["speaker"], "text": text, "metadata": metadata}
 
 
 def load(path: str | Path) -> list[Conversation]:
@@ -89,9 +99,7 @@ def _conversation(item: dict[str, Any], index: int) -> Conversation:
     conv = item["conversation"]
     sessions = []
     for key in sorted((k for k in conv if _SESSION_KEY.match(k)), key=lambda k: int(k.split("_")[1])):
-        turns = [{"id": t["dia_id"], "role": t["speaker"], "text": turn_text(t),
-                  "metadata": {"dia_id": t["dia_id"]}}
-                 for t in conv[key] if turn_text(t)]
+        turns = [m for m in map(turn_message, conv[key]) if m is not None]
         if turns:
             date = to_datetime(conv[f"{key}_date_time"])
             sessions.append(Session(key, date, [{**t, "timestamp": date} for t in turns]))

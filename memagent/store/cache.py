@@ -11,7 +11,6 @@ The entry sees what the process's LanceDB table handle sees.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter, OrderedDict
 from datetime import datetime, timezone
@@ -19,11 +18,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from memagent.timeparse import to_datetime
+from memagent.records import Kind
+from memagent.store.schema import codec
 from memagent.types import Episode
 
-COLUMNS = ["id", "user_id", "session_id", "role", "text", "search_text", "event_time",
-           "ingest_time", "seq", "turn", "source_id", "metadata"]
+# What the cache keeps of each episode row: everything but the text in context and the vector.
+COLUMNS = [c.name for c in codec(Kind.EPISODE).columns if c.name != "context_text"]
 
 
 def micros(when: datetime) -> int:
@@ -75,10 +75,7 @@ class UserIndex:
             return None
         if n not in self._episodes:
             row = self.table.slice(n, 1).to_pylist()[0]
-            self._episodes[n] = Episode(
-                id=row["id"], user_id=row["user_id"], session_id=row["session_id"], role=row["role"],
-                text=row["text"], event_time=to_datetime(row["event_time"]), ingest_time=to_datetime(row["ingest_time"]),
-                turn=int(row["turn"]), source_id=row["source_id"], metadata=json.loads(row["metadata"] or "{}"))
+            self._episodes[n] = codec(Kind.EPISODE).from_row(row).episode
         return self._episodes[n]
 
     def ordered_ids(self, session_id: str | None = None) -> list[str]:

@@ -1,43 +1,46 @@
-"""Episodes on LanceDB: one table per kind of record, every row and query scoped by user.
+"""``LanceBackend``: the storage contract on a LanceDB directory (or URI), the embedded default.
 
-The ``episodes`` table holds every user's episodes with a ``user_id`` column;
-every read filters on it (a B-tree index makes that cheap). Full-text search
-uses LanceDB's native inverted index, which also scans rows written after the
-last index refresh, so a new episode is found at once. A vector (ANN) index is
-built once, when the table grows past ``vector_index_min_rows``; below that,
-and for users with few rows, search is exact. Indexes are refreshed
-incrementally by ``optimize`` every few writes, never rebuilt per write.
+One table per kind of record (``memagent.records.Kind``), every row with a
+``user_id`` column that every query filters on (a B-tree index keeps that
+cheap). Full-text search uses LanceDB's native inverted index, which also
+scans rows written after the last index refresh, so a new row is found at
+once. A vector (ANN) index is built once a table grows past
+``vector_index_min_rows``; below that, search is exact. Indexes are refreshed
+incrementally every few writes, never rebuilt per write.
 
-Writes are one LanceDB commit each, so a crash mid-write leaves either the
-whole batch or nothing; ids already stored for the user are skipped, so a
-retry inserts only what is missing.
+A batch is one LanceDB commit, so a crash mid-write leaves all of it or none
+of it. An episode batch is checked against the ids the user has stored, under
+the backend's lock, so a retried batch adds nothing twice. Every
+LanceDB or Arrow error surfaces as ``StorageError``.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
-from memagent.errors import ConfigError, EmbedderMismatchError, StorageError
-from memagent.store.cache import COLUMNS as CACHED_COLUMNS
-from memagent.store.cache import UserIndex, UserIndexCache
-from memagent.types import Episode
+from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, StorageError
+from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
+from memagent.store.base import Backend, Capabilities, Hits
+from memagent.store.schema import codec, from_table, schema, to_rows, to_table
 
 SCHEMA_VERSION = 1
-EPISODES = "episodes"
 META = "meta"
-
+_META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
 # Migrations from version N to N+1, applied in order when an older store opens.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def sql_str(value: str) -> str:
@@ -45,81 +48,72 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _literal(value: datetime) -> str:
+    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return f"TIMESTAMP '{utc.isoformat(sep=' ', timespec='microseconds')}'"
+
+
 def time_where(since: datetime | None = None, until: datetime | None = None) -> str | None:
     """A filter on event time, ``since <= event_time < until``, for aware datetimes."""
-    def literal(value: datetime) -> str:
-        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return f"TIMESTAMP '{utc.isoformat(sep=' ', timespec='microseconds')}'"
-
     clauses = []
     if since is not None:
-        clauses.append(f"event_time >= {literal(since)}")
+        clauses.append(f"event_time >= {_literal(since)}")
     if until is not None:
-        clauses.append(f"event_time < {literal(until)}")
+        clauses.append(f"event_time < {_literal(until)}")
     return " AND ".join(clauses) or None
 
 
-def episode_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("session_id", pa.string(), nullable=False),
-        pa.field("role", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("search_text", pa.string(), nullable=False),
-        pa.field("context_text", pa.string(), nullable=False),
-        pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("ingest_time", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("seq", pa.int64(), nullable=False),
-        pa.field("turn", pa.int32(), nullable=False),
-        pa.field("source_id", pa.string()),
-        pa.field("metadata", pa.string(), nullable=False),
-        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
-    ])
+def _wrapped(method: F) -> F:
+    """Re-raise engine errors of a backend call as ``StorageError`` (memagent's own pass through)."""
+    @functools.wraps(method)
+    def call(self: LanceBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except MemagentError:
+            raise
+        except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
+            raise StorageError(f"LanceDB at {self.uri}: {method.__name__} failed: {exc}") from exc
+    return call  # type: ignore[return-value]
 
 
-_META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
-class LanceStore:
-    """All tables of one data directory (or LanceDB URI).
+class LanceBackend(Backend):
+    """Every record kind of one data directory (or LanceDB URI) in LanceDB tables.
 
-    >>> store = LanceStore("/tmp/memagent-doc", dimension=384)  # doctest: +SKIP
+    >>> backend = LanceBackend("/tmp/memagent-doc", dimension=384)  # doctest: +SKIP
     """
 
-    def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "",
-                 *, vector_index_min_rows: int = 100_000,
-                 exact_search_max_user_rows: int = 50_000,
-                 optimize_every_writes: int = 50, optimize_every_rows: int = 2000,
-                 keep_versions_hours: float = 1.0) -> None:
+    capabilities = Capabilities(persistent=True, shared=True, ann_index=True)
+
+    def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "", *,
+                 vector_index_min_rows: int = 100_000, optimize_every_writes: int = 50,
+                 optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
-        self.exact_search_max_user_rows = exact_search_max_user_rows
         self.optimize_every_writes = optimize_every_writes
         self.optimize_every_rows = optimize_every_rows
         self.keep_versions = timedelta(hours=keep_versions_hours)
         self._lock = threading.RLock()
         self._writes = 0
-        self._users = UserIndexCache()
         self._unindexed = 0
+        self._indexed: set[Kind] = set()
         try:
             if "://" not in self.uri:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
             self.db = lancedb.connect(self.uri)
             self._meta = self._open_meta(embedder_name)
-            self.episodes = self._open_table(EPISODES, episode_schema(dimension))
-        except (OSError, RuntimeError) as exc:
+            self.tables = {kind: self._open_table(kind.value, schema(kind, dimension)) for kind in Kind}
+        except MemagentError:
+            raise
+        except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
             raise StorageError(f"cannot open LanceDB at {self.uri}: {exc}") from exc
 
     # --- opening, schema version, embedder dimension -----------------------
-    def _table_names(self) -> set[str]:
+    def _open_table(self, name: str, target: pa.Schema) -> Any:
         result = self.db.list_tables()
-        names = getattr(result, "tables", result)
-        return set(names)
-
-    def _open_table(self, name: str, schema: pa.Schema) -> Any:
-        if name in self._table_names():
+        if name in set(getattr(result, "tables", result)):
             return self.db.open_table(name)
-        return self.db.create_table(name, schema=schema, exist_ok=True)
+        return self.db.create_table(name, schema=target, exist_ok=True)
 
     def _open_meta(self, embedder_name: str) -> dict[str, str]:
         table = self._open_table(META, _META_SCHEMA)
@@ -143,189 +137,164 @@ class LanceStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._meta["schema_version"]) if "schema_version" in self._meta else SCHEMA_VERSION
+        return int(self._meta.get("schema_version", SCHEMA_VERSION))
 
     # --- writes ---------------------------------------------------------------
-    def add(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert, in one commit, the rows whose (user_id, id) is not stored yet; return how many.
-
-        Stored ids are checked against the user's cached copy under the store's
-        lock, so a retried or concurrent batch from this process adds nothing twice.
-        """
+    @_wrapped
+    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None) -> int:
+        rows = to_rows(kind, records, vectors)
+        if not rows:
+            return 0
+        table = self.tables[kind]
+        data = to_table(kind, rows, table.schema)
         with self._lock:
-            stored = {user: self.user_index(user).row_of for user in {r["user_id"] for r in rows}}
-            seen: set[tuple[str, str]] = set()
-            fresh = []
-            for row in rows:
-                key = (row["user_id"], row["id"])
-                if key not in seen and row["id"] not in stored[row["user_id"]]:
-                    seen.add(key)
-                    fresh.append(row)
-            if not fresh:
-                return 0
-            table = pa.Table.from_pylist(fresh, schema=self.episodes.schema)
-            self.episodes.add(table)
-            self._remember(table)
-            self._after_write(len(fresh))
-            return len(fresh)
+            if kind is Kind.EPISODE:
+                data = self._unseen(data)
+                if data.num_rows:
+                    table.add(data)
+                written = data.num_rows
+            else:
+                table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+                written = data.num_rows
+            self._after_write(kind, written)
+            return written
 
-    def _remember(self, table: pa.Table) -> None:
-        """Append freshly written rows to the cached copies of their users."""
-        users = table.column("user_id").to_pylist()
-        for user_id in set(users):
-            entry = self._users.get(user_id)
-            if entry is not None:
-                mask = pa.array([u == user_id for u in users])
-                entry = entry.append(table.filter(mask))
-                if entry.vectors is not None and len(entry) > self.exact_search_max_user_rows:
-                    entry = UserIndex(entry.table, None)  # large now: the ANN index takes over
-                self._users.put(user_id, entry)
+    def _unseen(self, data: pa.Table) -> pa.Table:
+        """The rows of an episode batch whose (user_id, id) is not stored yet (first of repeats)."""
+        keys = list(zip(data.column("user_id").to_pylist(), data.column("id").to_pylist()))
+        stored: set[tuple[str, str]] = set()
+        for user in dict.fromkeys(u for u, _ in keys):
+            ids = ", ".join(sql_str(i) for u, i in keys if u == user)
+            found = (self.tables[Kind.EPISODE].search().where(f"user_id = {sql_str(user)} AND id IN ({ids})")
+                     .select(["id"]).limit(None).to_arrow())
+            stored |= {(user, i) for i in found.column("id").to_pylist()}
+        keep = []
+        for n, key in enumerate(keys):
+            if key not in stored:
+                stored.add(key)
+                keep.append(n)
+        return data.take(pa.array(keep, pa.int64())) if len(keep) < len(keys) else data
 
-    def _after_write(self, rows: int) -> None:
-        self._writes += 1
-        self._unindexed += rows
-        if self._writes == 1 and not self._index_names():
-            self._create_base_indexes()
-        if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
-            self.optimize()
+    def _after_write(self, kind: Kind, rows: int) -> None:
+        if kind not in self._indexed:
+            self._create_base_indexes(kind)
+        if kind is Kind.EPISODE:
+            self._writes += 1
+            self._unindexed += rows
+            if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
+                self.optimize()
 
-    def _index_names(self) -> set[str]:
-        return {ix.name for ix in self.episodes.list_indices()}
-
-    def _create_base_indexes(self) -> None:
-        names = self._index_names()
-        for column in ("search_text", "context_text"):
+    def _create_base_indexes(self, kind: Kind) -> None:
+        table = self.tables[kind]
+        if not table.count_rows():
+            return
+        names = {ix.name for ix in table.list_indices()}
+        for column in TEXT_FIELDS.get(kind, ()):
             if f"{column}_idx" not in names:
-                self.episodes.create_index(column, config=FTS(with_position=False), replace=False)
+                table.create_index(column, config=FTS(with_position=False), replace=False)
         if "user_id_idx" not in names:
-            self.episodes.create_index("user_id", config=BTree(), replace=False)
+            table.create_index("user_id", config=BTree(), replace=False)
+        self._indexed.add(kind)
 
+    @_wrapped
+    def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
+        where = f"user_id = {sql_str(user_id)}"
+        with self._lock:
+            if ids is not None:
+                ids = list(dict.fromkeys(ids))
+                if not ids:
+                    return 0
+                where += f" AND id IN ({', '.join(sql_str(i) for i in ids)})"
+            table = self.tables[kind]
+            count = table.count_rows(where)
+            if count:
+                table.delete(where)
+            return count
+
+    # --- reads ----------------------------------------------------------------
+    def _where(self, user_id: str, since: datetime | None = None, until: datetime | None = None) -> str:
+        base = f"user_id = {sql_str(user_id)}"
+        extra = time_where(since, until)
+        return f"{base} AND ({extra})" if extra else base
+
+    @_wrapped
+    def get(self, kind: Kind, user_id: str, ids: Sequence[str]) -> list[Any]:
+        if not ids:
+            return []
+        id_list = ", ".join(sql_str(i) for i in dict.fromkeys(ids))
+        columns = [c.name for c in codec(kind).columns]
+        table = (self.tables[kind].search().where(f"user_id = {sql_str(user_id)} AND id IN ({id_list})")
+                 .select(columns).limit(None).to_arrow())
+        found = {r.id: r for r in from_table(kind, table)}
+        return [found[i] for i in ids if i in found]
+
+    @_wrapped
+    def scan(self, kind: Kind, user_id: str, *, vectors: bool = True) -> pa.Table:
+        columns = [c.name for c in codec(kind).columns] + (["vector"] if vectors and kind in VECTOR_KINDS else [])
+        table = (self.tables[kind].search().where(f"user_id = {sql_str(user_id)}").select(columns)
+                 .limit(None).to_arrow())
+        if kind is Kind.EPISODE and table.num_rows:
+            table = table.take(pc.sort_indices(table, [("seq", "ascending")]))
+        return table
+
+    @_wrapped
+    def count(self, kind: Kind, user_id: str) -> int:
+        return int(self.tables[kind].count_rows(f"user_id = {sql_str(user_id)}"))
+
+    @_wrapped
+    def users(self) -> list[str]:
+        table = self.tables[Kind.EPISODE].search().select(["user_id"]).limit(None).to_arrow()
+        return sorted(set(table.column("user_id").to_pylist()))
+
+    @_wrapped
+    def text_search(self, kind: Kind, user_id: str, text: str, k: int, *, field: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None) -> Hits:
+        from lancedb.query import MatchQuery
+
+        column = self.text_field(kind, field)
+        if kind not in self._indexed:
+            self._create_base_indexes(kind)
+            if kind not in self._indexed:  # an empty table has no index yet: nothing matches
+                return []
+        query = (self.tables[kind].search(MatchQuery(text, column), query_type="fts")
+                 .where(self._where(user_id, since, until), prefilter=True).select(["id", "_score"]).limit(k))
+        return [(r["id"], float(r["_score"])) for r in query.to_list()]
+
+    @_wrapped
+    def vector_search(self, kind: Kind, user_id: str, vector: np.ndarray, k: int, *,
+                      since: datetime | None = None, until: datetime | None = None) -> Hits:
+        query = (self.tables[kind].search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+                 .distance_type("cosine").where(self._where(user_id, since, until), prefilter=True)
+                 .select(["id", "_distance"]).limit(k))
+        return [(r["id"], 1.0 - float(r["_distance"])) for r in query.to_list()]
+
+    # --- upkeep ---------------------------------------------------------------------
+    @_wrapped
+    def refresh(self) -> None:
+        with self._lock:
+            for table in self.tables.values():
+                table.checkout_latest()
+
+    @_wrapped
     def optimize(self, cleanup_all: bool = False) -> None:
         """Compact files, refresh indexes incrementally, build the ANN index when due."""
         with self._lock:
-            rows = self.episodes.count_rows()
-            if rows == 0:
-                return
-            self._create_base_indexes()
-            if "vector_idx" not in self._index_names() and rows >= self.vector_index_min_rows:
+            episodes = self.tables[Kind.EPISODE]
+            rows = episodes.count_rows()
+            if rows and "vector_idx" not in self.stats() and rows >= self.vector_index_min_rows:
                 parts = max(1, int(rows ** 0.5))
-                self.episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
+                episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
             self._unindexed = 0
             keep = timedelta(0) if cleanup_all else self.keep_versions
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                self.episodes.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)
+                for kind, table in self.tables.items():
+                    if kind not in self._indexed:
+                        self._create_base_indexes(kind)
+                    table.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)
 
-    def refresh(self) -> None:
-        """See what other processes wrote: move to the table's latest version, drop cached copies."""
-        with self._lock:
-            self.episodes.checkout_latest()
-            self._users.drop()
+    def purge(self) -> None:
+        self.optimize(cleanup_all=True)
 
-    def delete(self, user_id: str, ids: Sequence[str]) -> int:
-        """Delete episodes of one user by id; return how many existed."""
-        with self._lock:
-            found = self.existing_ids(user_id, ids)
-            if found:
-                id_list = ", ".join(sql_str(i) for i in found)
-                self.episodes.delete(f"user_id = {sql_str(user_id)} AND id IN ({id_list})")
-                self._users.drop({user_id})
-            return len(found)
-
-    def delete_user(self, user_id: str) -> int:
-        """Remove every row of a user from every table, then purge old versions and indexes."""
-        with self._lock:
-            count = self.count(user_id)
-            self.episodes.delete(f"user_id = {sql_str(user_id)}")
-            self._users.drop({user_id})
-            self.optimize(cleanup_all=True)
-            return count
-
-    # --- reads ----------------------------------------------------------------
-    def _user_filter(self, user_id: str, where: str | None = None) -> str:
-        base = f"user_id = {sql_str(user_id)}"
-        return f"{base} AND ({where})" if where else base
-
-    def count(self, user_id: str, where: str | None = None) -> int:
-        return self.episodes.count_rows(self._user_filter(user_id, where))
-
-    def existing_ids(self, user_id: str, ids: Sequence[str]) -> set[str]:
-        entry = self.user_index(user_id)
-        return {i for i in ids if i in entry.row_of}
-
-    def get(self, user_id: str, ids: Sequence[str]) -> list[Episode]:
-        """Episodes of one user by id, in the order asked; unknown ids are skipped."""
-        entry = self.user_index(user_id)
-        found = (entry.episode(i) for i in ids)
-        return [e for e in found if e is not None]
-
-    def positions(self, user_id: str, session_ids: set[str]) -> tuple[int, dict[str, int]]:
-        """The next ``seq`` of a user and the next ``turn`` of each session."""
-        entry = self.user_index(user_id)
-        sizes = entry.session_sizes()
-        return entry.next_seq(), {s: sizes.get(s, 0) for s in session_ids}
-
-    def ordered_ids(self, user_id: str, session_id: str | None = None) -> list[str]:
-        """Every episode id of a user in the order written."""
-        return self.user_index(user_id).ordered_ids(session_id)
-
-    def iter_user(self, user_id: str) -> Iterator[Episode]:
-        yield from self.get(user_id, self.ordered_ids(user_id))
-
-    def session_turns(self, user_id: str, wanted: dict[str, set[int]]) -> list[Episode]:
-        """Episodes at the given turn numbers of the given sessions."""
-        entry = self.user_index(user_id)
-        ids = [entry.id_at(s, t) for s, turns in wanted.items() for t in sorted(turns)]
-        return self.get(user_id, [i for i in ids if i is not None])
-
-    def users(self) -> list[str]:
-        table = self.episodes.search().select(["user_id"]).limit(None).to_arrow()
-        return sorted(set(table.column("user_id").to_pylist()))
-
-    # --- search ---------------------------------------------------------------
-    def lexical(self, user_id: str, text: str, k: int, where: str | None = None,
-                context: bool = True) -> list[tuple[str, float]]:
-        """Ids and BM25 scores of one user's full-text hits, best first.
-
-        Over each turn with the turn before it if ``context``, else the turn alone.
-        """
-        from lancedb.query import MatchQuery
-
-        column = "context_text" if context else "search_text"
-        query = (self.episodes.search(MatchQuery(text, column), query_type="fts")
-                 .where(self._user_filter(user_id, where), prefilter=True)
-                 .select(["id", "_score"]).limit(k))
-        return [(r["id"], float(r["_score"])) for r in query.to_list()]
-
-    def user_index(self, user_id: str) -> UserIndex:
-        """Positions of a user's episodes, with vectors while exact search is due; cached."""
-        entry = self._users.get(user_id)
-        if entry is not None:
-            return entry
-        with self._lock:  # no write may slip between the scan and the put
-            entry = self._users.get(user_id)
-            if entry is not None:
-                return entry
-            exact = self.count(user_id) <= self.exact_search_max_user_rows
-            columns = CACHED_COLUMNS + (["vector"] if exact else [])
-            table = self.episodes.search().where(self._user_filter(user_id)).select(columns).limit(None).to_arrow()
-            entry = UserIndex.from_arrow(table, with_vectors=exact)
-            self._users.put(user_id, entry)
-        return entry
-
-    def vector(self, user_id: str, vector: np.ndarray, k: int, since: datetime | None = None,
-               until: datetime | None = None) -> list[tuple[str, float]]:
-        """Ids and cosine similarities of a user's nearest episodes, best first.
-
-        Exact (in memory) for users with few rows; the ANN index past that.
-        """
-        entry = self.user_index(user_id)
-        if entry.vectors is not None:
-            return entry.nearest(vector, k, entry.mask(since, until))
-        query = (self.episodes.search(vector.astype(np.float32), vector_column_name="vector")
-                 .distance_type("cosine").where(self._user_filter(user_id, time_where(since, until)), prefilter=True)
-                 .select(["id", "_distance"]).limit(k))
-        return [(r["id"], 1.0 - float(r["_distance"])) for r in query.to_list()]
-
-    def index_stats(self) -> dict[str, Any]:
-        return {ix.name: ix.index_type for ix in self.episodes.list_indices()}
+    def stats(self) -> dict[str, Any]:
+        return {ix.name: ix.index_type for ix in self.tables[Kind.EPISODE].list_indices()}

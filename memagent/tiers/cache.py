@@ -1,26 +1,39 @@
-"""One user's derived tiers in memory: the profile and the graph, loaded lazily.
+"""One user's derived tiers in memory (profile, graph, usage), loaded lazily from the backend.
 
 Entries are keyed by user id only and built from that user's rows only;
 consolidation updates them in place under the user's lock; a delete drops them.
+Writes go through the ``write_*`` methods, so that what is cached and what is
+stored change together.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 
-from memagent.store.derived import ENTITIES, RATINGS, RELATIONS, STATEMENTS, USAGE, WEIGHTS, DerivedStore
+import numpy as np
+
+from memagent.policies.deletion import RemovalPlan
+from memagent.records import Kind, Rating, Usage, Watermark, Weight
+from memagent.store.base import Backend
 from memagent.tiers.knowledge import UserGraph
 from memagent.tiers.profile import UserProfile
 from memagent.tiers.usage import UserUsage
+from memagent.types import Relation
+
+
+def watermark_id(user_id: str) -> str:
+    return f"watermark:{user_id}"
 
 
 class DerivedTiers:
-    """LRU of users' ``UserProfile`` and ``UserGraph``, plus a lock per user."""
+    """LRU of users' ``UserProfile``, ``UserGraph`` and ``UserUsage``, plus a lock per user."""
 
-    def __init__(self, store: DerivedStore, dimension: int, max_users: int = 128) -> None:
-        self.store = store
-        self.dimension = dimension
+    def __init__(self, backend: Backend, max_users: int = 128) -> None:
+        self.backend = backend
+        self.dimension = backend.dimension
         self.max_users = max_users
         self._entries: OrderedDict[str, tuple[UserProfile, UserGraph]] = OrderedDict()
         self._usage: OrderedDict[str, UserUsage] = OrderedDict()
@@ -38,8 +51,10 @@ class DerivedTiers:
             if entry is not None:
                 self._entries.move_to_end(user_id)
                 return entry
-        profile = UserProfile.from_arrow(user_id, self.store.rows(STATEMENTS, user_id), self.dimension)
-        graph = UserGraph.from_arrow(user_id, self.store.rows(ENTITIES, user_id), self.store.rows(RELATIONS, user_id))
+        scan = self.backend.scan
+        profile = UserProfile.from_arrow(user_id, scan(Kind.STATEMENT, user_id), self.dimension)
+        graph = UserGraph.from_arrow(user_id, scan(Kind.ENTITY, user_id), scan(Kind.RELATION, user_id),
+                                     self.dimension)
         with self._lock:
             entry = self._entries.setdefault(user_id, (profile, graph))
             while len(self._entries) > self.max_users:
@@ -53,8 +68,9 @@ class DerivedTiers:
             if entry is not None:
                 self._usage.move_to_end(user_id)
                 return entry
-        loaded = UserUsage.from_arrow(user_id, self.store.rows(USAGE, user_id), self.store.rows(WEIGHTS, user_id),
-                                      self.store.rows(RATINGS, user_id))
+        scan = self.backend.scan
+        loaded = UserUsage.from_arrow(user_id, scan(Kind.USAGE, user_id), scan(Kind.WEIGHT, user_id),
+                                      scan(Kind.RATING, user_id), self.dimension)
         with self._lock:
             entry = self._usage.setdefault(user_id, loaded)
             while len(self._usage) > self.max_users:
@@ -75,3 +91,54 @@ class DerivedTiers:
             else:
                 self._entries.pop(user_id, None)
                 self._usage.pop(user_id, None)
+
+    # --- writes: the cached copy already holds the change; the backend gets it now --------
+    def write_statements(self, user_id: str, ids: Iterable[str]) -> None:
+        records, vectors = self.profile(user_id).records(sorted(set(ids)))
+        self.backend.put(Kind.STATEMENT, records, vectors)
+
+    def write_entities(self, user_id: str, ids: Iterable[str]) -> None:
+        records, vectors = self.graph(user_id).entity_records(sorted(set(ids)))
+        self.backend.put(Kind.ENTITY, records, vectors)
+
+    def write_relations(self, user_id: str, relations: Sequence[Relation]) -> None:
+        records, vectors = self.graph(user_id).relation_records(relations)
+        self.backend.put(Kind.RELATION, records, vectors)
+
+    def write_usage(self, usage: Iterable[Usage]) -> None:
+        self.backend.put(Kind.USAGE, list(usage))
+
+    def write_weights(self, user_id: str, weights: dict[str, float]) -> None:
+        self.backend.put(Kind.WEIGHT, [Weight(f"{user_id}\x00{k}", user_id, k, v) for k, v in weights.items()])
+
+    def write_ratings(self, user_id: str, ratings: Sequence[Rating], vector: Sequence[float]) -> None:
+        self.backend.put(Kind.RATING, list(ratings), np.tile(np.asarray(vector, np.float32), (len(ratings), 1)))
+
+    # --- the consolidation watermark -------------------------------------------------
+    def watermark(self, user_id: str) -> int:
+        """The last episode ``seq`` consolidated for a user; -1 if none."""
+        found = self.backend.get(Kind.WATERMARK, user_id, [watermark_id(user_id)])
+        return int(found[0].seq) if found else -1
+
+    def set_watermark(self, user_id: str, seq: int) -> None:
+        self.backend.put(Kind.WATERMARK, [Watermark(watermark_id(user_id), user_id, seq,
+                                                    datetime.now(timezone.utc))])
+
+    # --- deleting episodes: apply a plan of policies.deletion ------------------------
+    def apply_removal(self, user_id: str, plan: RemovalPlan) -> None:
+        """Rewrite and delete the derived items a removal plan names; drop their usage and ratings."""
+        profile, graph = self.get(user_id)
+        backend = self.backend
+        backend.put(Kind.STATEMENT, plan.statements, np.vstack([profile.vector(s.id) for s in plan.statements])
+                    if plan.statements else np.zeros((0, self.dimension), np.float32))
+        backend.delete(Kind.STATEMENT, user_id, plan.drop_statements)
+        backend.put(Kind.ENTITY, plan.entities, np.vstack([graph.entity_vectors[e.id] for e in plan.entities])
+                    if plan.entities else np.zeros((0, self.dimension), np.float32))
+        backend.delete(Kind.ENTITY, user_id, plan.drop_entities)
+        backend.put(Kind.RELATION, plan.relations, np.vstack([graph.relation_vectors[r.id] for r in plan.relations])
+                    if plan.relations else np.zeros((0, self.dimension), np.float32))
+        backend.delete(Kind.RELATION, user_id, plan.drop_relations)
+        gone = sorted(plan.gone)
+        backend.delete(Kind.USAGE, user_id, gone)  # nothing of them stays behind
+        backend.delete(Kind.RATING, user_id, self.usage(user_id).drop_ratings(set(gone)))
+        self.drop(user_id)

@@ -14,9 +14,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from memagent.errors import InvalidInputError, TimestampError
+from memagent.records import EpisodeRecord
 from memagent.timeparse import to_datetime
 from memagent.types import Episode, Message
 
@@ -154,16 +153,12 @@ def index_text(episode: Episode, with_role: bool) -> str:
     return f"{episode.role}: {episode.text}" if with_role else episode.text
 
 
-def to_row(episode: Episode, vector: np.ndarray, seq: int, with_role: bool,
-           previous: Episode | None = None) -> dict[str, Any]:
-    """The LanceDB row of an episode; ``previous`` is the turn before it in its session."""
+def to_record(episode: Episode, seq: int, with_role: bool, previous: Episode | None = None) -> EpisodeRecord:
+    """The stored form of an episode; ``previous`` is the turn before it in its session."""
     own = index_text(episode, with_role)
     context = f"{index_text(previous, with_role)} {own}" if previous is not None else own
-    return {
-        "id": episode.id, "user_id": episode.user_id, "session_id": episode.session_id,
-        "role": episode.role, "text": episode.text, "search_text": own, "context_text": context,
-        "event_time": episode.event_time, "ingest_time": episode.ingest_time,
-        "seq": seq, "turn": episode.turn, "source_id": episode.source_id,
-        "metadata": json.dumps(episode.metadata, ensure_ascii=False, sort_keys=True),
-        "vector": vector,
-    }
+    return EpisodeRecord(
+        id=episode.id, user_id=episode.user_id, session_id=episode.session_id, role=episode.role,
+        text=episode.text, event_time=episode.event_time, ingest_time=episode.ingest_time, seq=seq,
+        turn=episode.turn, source_id=episode.source_id, metadata=episode.metadata,
+        search_text=own, context_text=context)

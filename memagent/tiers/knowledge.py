@@ -22,7 +22,8 @@ import networkx as nx
 import numpy as np
 import pyarrow as pa
 
-from memagent.tiers.profile import _aware
+from memagent.records import Kind
+from memagent.store.schema import from_table, vectors_of
 from memagent.types import Entity, Relation, Triple
 
 _NAMESPACE = uuid.UUID("3d0f7c4e-2b1a-4e8f-8c55-6a9e1f2d4b70")
@@ -63,13 +64,6 @@ def _id(user_id: str, *parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x00".join((user_id, *parts))))
 
 
-def _aware_rows(rows: list[dict], *columns: str) -> list[dict]:
-    for row in rows:
-        for column in columns:
-            row[column] = _aware(row[column])
-    return rows
-
-
 class UserGraph:
     """One user's entities and relations, with a networkx view for traversal."""
 
@@ -88,15 +82,9 @@ class UserGraph:
             self.graph.add_edge(r.source, r.target, key=r.id, relation=r.relation)
 
     @classmethod
-    def from_arrow(cls, user_id: str, entities: pa.Table, relations: pa.Table) -> UserGraph:
-        erows, rrows = entities.to_pylist(), _aware_rows(relations.to_pylist(), "valid_from", "valid_to")
-        ents = [Entity(r["id"], r["user_id"], r["name"], r["type"], tuple(r["aliases"] or ()),
-                       tuple(r["evidence_ids"] or ())) for r in erows]
-        rels = [Relation(r["id"], r["user_id"], r["source"], r["relation"], r["target"], r["valid_from"],
-                         r["valid_to"], tuple(r["evidence_ids"] or ()), float(r["confidence"]), r["text"])
-                for r in rrows]
-        return cls(user_id, ents, np.asarray([r["vector"] for r in erows], dtype=np.float32),
-                   rels, np.asarray([r["vector"] for r in rrows], dtype=np.float32))
+    def from_arrow(cls, user_id: str, entities: pa.Table, relations: pa.Table, dimension: int) -> UserGraph:
+        return cls(user_id, from_table(Kind.ENTITY, entities), vectors_of(entities, dimension),
+                   from_table(Kind.RELATION, relations), vectors_of(relations, dimension))
 
     # --- building -----------------------------------------------------------------
     def resolve(self, name: str, kind: str, similar: Callable[[str, str], tuple[str, float] | None]) -> str | None:
@@ -212,13 +200,15 @@ class UserGraph:
         return relation.valid_to is None if at is None else relation.valid_at(at)
 
     # --- rows -----------------------------------------------------------------------
-    def entity_row(self, entity: Entity) -> dict:
-        return {"id": entity.id, "user_id": entity.user_id, "name": entity.name, "type": entity.type,
-                "aliases": list(entity.aliases), "evidence_ids": list(entity.evidence_ids),
-                "vector": self.entity_vectors[entity.id].astype(np.float32)}
+    def entity_records(self, ids: Sequence[str]) -> tuple[list[Entity], np.ndarray]:
+        """Entities with these ids and their name vectors, ready to write."""
+        found = [self.entities[i] for i in ids if i in self.entities]
+        return found, _stack([self.entity_vectors[e.id] for e in found])
 
-    def relation_row(self, relation: Relation, vector: np.ndarray) -> dict:
-        return {"id": relation.id, "user_id": relation.user_id, "source": relation.source,
-                "relation": relation.relation, "target": relation.target, "valid_from": relation.valid_from,
-                "valid_to": relation.valid_to, "evidence_ids": list(relation.evidence_ids),
-                "confidence": relation.confidence, "text": relation.text, "vector": vector.astype(np.float32)}
+    def relation_records(self, relations: Sequence[Relation]) -> tuple[list[Relation], np.ndarray]:
+        """Relations and their text vectors, ready to write."""
+        return list(relations), _stack([self.relation_vectors[r.id] for r in relations])
+
+
+def _stack(vectors: list[np.ndarray]) -> np.ndarray:
+    return np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)

@@ -21,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from memagent.policies import consolidation as policy
-from memagent.timeparse import to_datetime
+from memagent.records import Kind
+from memagent.store.schema import from_table, vectors_of
 from memagent.types import Candidate, Category, Statement
 
 _NAMESPACE = uuid.UUID("0b6f43a2-6a8d-4f7e-9a1e-52c9d8f0e7b4")
@@ -29,27 +30,6 @@ _NAMESPACE = uuid.UUID("0b6f43a2-6a8d-4f7e-9a1e-52c9d8f0e7b4")
 
 def statement_id(user_id: str, key: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{user_id}\x00{key}"))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """A stored time as an aware datetime (naive means UTC); None stays None."""
-    return None if value is None else to_datetime(value)
-
-
-def to_row(statement: Statement, vector: np.ndarray) -> dict:
-    return {"id": statement.id, "user_id": statement.user_id, "subject": statement.subject,
-            "text": statement.text, "category": statement.category.value, "confidence": statement.confidence,
-            "evidence_ids": list(statement.evidence_ids), "valid_from": statement.valid_from,
-            "valid_to": statement.valid_to, "session_id": statement.session_id, "slot": statement.slot,
-            "value": statement.value, "vector": vector.astype(np.float32)}
-
-
-def from_row(row: dict) -> Statement:
-    return Statement(id=row["id"], user_id=row["user_id"], subject=row["subject"] or "", text=row["text"],
-                     category=Category(row["category"]), confidence=float(row["confidence"]),
-                     evidence_ids=tuple(row["evidence_ids"] or ()), valid_from=_aware(row["valid_from"]),
-                     valid_to=_aware(row["valid_to"]), session_id=row["session_id"] or "",
-                     slot=row["slot"], value=row["value"])
 
 
 class UserProfile:
@@ -63,10 +43,12 @@ class UserProfile:
 
     @classmethod
     def from_arrow(cls, user_id: str, table: pa.Table, dimension: int) -> UserProfile:
-        rows = table.to_pylist()
-        vectors = (np.asarray([r["vector"] for r in rows], dtype=np.float32) if rows
-                   else np.zeros((0, dimension), dtype=np.float32))
-        return cls(user_id, [from_row(r) for r in rows], vectors)
+        return cls(user_id, from_table(Kind.STATEMENT, table), vectors_of(table, dimension))
+
+    def records(self, ids: Sequence[str]) -> tuple[list[Statement], np.ndarray]:
+        """The statements with these ids and their vectors, ready to write."""
+        rows = [self.row_of[i] for i in ids if i in self.row_of]
+        return [self.statements[n] for n in rows], self.vectors[rows]
 
     def __len__(self) -> int:
         return len(self.statements)

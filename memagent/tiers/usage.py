@@ -14,55 +14,21 @@ route, similar wording), not for every question it might answer.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
 from memagent.policies.forgetting import ItemState
-from memagent.tiers.profile import _aware
+from memagent.records import Kind, Rating, Usage
+from memagent.store.schema import from_table, vectors_of
 
 
-@dataclass(frozen=True)
-class Usage:
-    item_id: str
-    kind: str
-    created: datetime
-    importance: float = 0.0
-    accesses: int = 0
-    last_reinforced: datetime | None = None
-    feedback: float = 0.0
-    route_feedback: dict[str, float] = field(default_factory=dict)
-    pinned: bool = False
-    archived: bool = False
-    reason: str = ""
-
-    def state(self, closed: bool = False) -> ItemState:
-        return ItemState(self.item_id, self.kind, self.created, self.last_reinforced, self.accesses,
-                         self.importance, self.feedback, self.pinned, closed, self.archived)
-
-    def row(self, user_id: str) -> dict:
-        return {"id": self.item_id, "user_id": user_id, "kind": self.kind, "created": self.created,
-                "importance": self.importance, "accesses": self.accesses, "last_reinforced": self.last_reinforced,
-                "feedback": self.feedback, "route_feedback": json.dumps(self.route_feedback, sort_keys=True),
-                "pinned": self.pinned, "archived": self.archived, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Rating:
-    """One rating of one memory, for the question (its vector) and route of the rated answer."""
-
-    id: str
-    item_id: str
-    route: str
-    delta: float
-    rated_at: datetime
-
-    def row(self, user_id: str, vector: np.ndarray) -> dict:
-        return {"id": self.id, "user_id": user_id, "item_id": self.item_id, "route": self.route,
-                "delta": self.delta, "rated_at": self.rated_at, "vector": vector}
+def item_state(usage: Usage, closed: bool = False) -> ItemState:
+    """What the forgetting policy needs to know of one memory's usage."""
+    return ItemState(usage.id, usage.kind, usage.created, usage.last_reinforced, usage.accesses,
+                     usage.importance, usage.feedback, usage.pinned, closed, usage.archived)
 
 
 class UserUsage:
@@ -78,19 +44,11 @@ class UserUsage:
         self.rating_vectors = rating_vectors if rating_vectors is not None else np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
-    def from_arrow(cls, user_id: str, usage: pa.Table, weights: pa.Table, ratings: pa.Table | None = None) -> UserUsage:
-        rated, vectors = [], None
-        if ratings is not None and ratings.num_rows:
-            rated = [Rating(r["id"], r["item_id"], r["route"], float(r["delta"]), _aware(r["rated_at"]))
-                     for r in ratings.drop_columns(["vector"]).to_pylist()]
-            vectors = np.asarray(ratings.column("vector").to_pylist(), dtype=np.float32)
-        records = {}
-        for r in usage.to_pylist():
-            records[r["id"]] = Usage(r["id"], r["kind"], _aware(r["created"]), float(r["importance"] or 0.0),
-                                     int(r["accesses"] or 0), _aware(r["last_reinforced"]), float(r["feedback"] or 0.0),
-                                     json.loads(r["route_feedback"] or "{}"), bool(r["pinned"]), bool(r["archived"]),
-                                     r["reason"] or "")
-        return cls(user_id, records, {r["key"]: float(r["value"]) for r in weights.to_pylist()}, rated, vectors)
+    def from_arrow(cls, user_id: str, usage: pa.Table, weights: pa.Table, ratings: pa.Table,
+                   dimension: int) -> UserUsage:
+        records = {u.id: u for u in from_table(Kind.USAGE, usage)}
+        learned = {w.key: float(w.value) for w in from_table(Kind.WEIGHT, weights)}
+        return cls(user_id, records, learned, from_table(Kind.RATING, ratings), vectors_of(ratings, dimension))
 
     def add_ratings(self, ratings: list[Rating], vector: np.ndarray) -> None:
         """Keep ratings given for one question (``vector``); one with a known id replaces it."""
@@ -130,7 +88,7 @@ class UserUsage:
         """Record a new memory's importance; a known one keeps its uses and feedback."""
         old = self.records.get(item_id)
         if old is None:
-            return self.put(Usage(item_id, kind, created, importance, pinned=pinned))
+            return self.put(Usage(item_id, self.user_id, kind, created, importance, pinned=pinned))
         return self.put(replace(old, importance=max(old.importance, importance), pinned=old.pinned or pinned))
 
     def used(self, item_ids: list[str], kinds: dict[str, str], now: datetime) -> list[Usage]:
@@ -152,7 +110,7 @@ class UserUsage:
         return changed
 
     def _get(self, item_id: str, kind: str, now: datetime) -> Usage:
-        return self.records.get(item_id) or Usage(item_id, kind or "episode", now)
+        return self.records.get(item_id) or Usage(item_id, self.user_id, kind or "episode", now)
 
     def route_feedback(self, route: str) -> dict[str, float]:
         """Each rated memory's feedback for one route."""

@@ -1,0 +1,151 @@
+"""The episodic tier over any backend: writes, reads by position, and search, with a per-user copy.
+
+For a user with up to ``exact_search_max_user_rows`` episodes, ``Episodes``
+keeps an in-process copy (``UserIndex``: ids, positions, times and vectors),
+so a cosine search over a NumPy matrix takes about a millisecond and reading
+an episode by id microseconds, where each filtered engine query takes ten
+milliseconds or more. Past that size the backend's own vector search (an ANN
+index where it has one) takes over. The copy sees what this process wrote at
+once; ``refresh`` drops it to see other processes' writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from memagent.records import EpisodeRecord, Kind
+from memagent.store.base import Backend, Hits
+from memagent.store.cache import UserIndex, UserIndexCache
+from memagent.store.schema import schema, to_rows, to_table
+from memagent.types import Episode
+
+
+class Episodes:
+    """One backend's episodes, with cached per-user indexes. Every call is scoped by user."""
+
+    def __init__(self, backend: Backend, exact_search_max_user_rows: int = 50_000,
+                 cache_max_rows: int = 200_000) -> None:
+        self.backend = backend
+        self.exact_search_max_user_rows = exact_search_max_user_rows
+        self._users = UserIndexCache(cache_max_rows)
+        self._lock = threading.RLock()
+        self._schema = schema(Kind.EPISODE, backend.dimension)
+
+    # --- writes ---------------------------------------------------------------
+    def add(self, records: Sequence[EpisodeRecord], vectors: np.ndarray) -> int:
+        """Store records whose (user, id) is new, in one commit; return how many were stored."""
+        if not records:
+            return 0
+        with self._lock:  # the check and the write are one step for this process
+            known = {user: self.index(user).row_of for user in {r.user_id for r in records}}
+            keep = [n for n, r in enumerate(records) if r.id not in known[r.user_id]]
+            if not keep:
+                return 0
+            fresh = [records[n] for n in keep]
+            written = self.backend.put(Kind.EPISODE, fresh, vectors[keep])
+            self._remember(to_table(Kind.EPISODE, to_rows(Kind.EPISODE, fresh, vectors[keep]), self._schema))
+            return written
+
+    def _remember(self, table: pa.Table) -> None:
+        """Append freshly written rows to the cached copies of their users."""
+        users = table.column("user_id").to_pylist()
+        for user_id in set(users):
+            entry = self._users.get(user_id)
+            if entry is not None:
+                entry = entry.append(table.filter(pa.array([u == user_id for u in users])))
+                if entry.vectors is not None and len(entry) > self.exact_search_max_user_rows:
+                    entry = UserIndex(entry.table, None)  # large now: the backend's search takes over
+                self._users.put(user_id, entry)
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        """Delete episodes of one user by id; return how many existed."""
+        with self._lock:
+            found = [i for i in ids if i in self.index(user_id).row_of]
+            count = self.backend.delete(Kind.EPISODE, user_id, found) if found else 0
+            self._users.drop({user_id})
+            return count
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the cached copy of a user (after the backend deleted them)."""
+        self._users.drop({user_id})
+
+    def refresh(self) -> None:
+        """Drop every cached copy, so reads see what other processes wrote."""
+        self._users.drop()
+
+    # --- reads ----------------------------------------------------------------
+    def index(self, user_id: str) -> UserIndex:
+        """Positions of a user's episodes, with vectors while exact search is due; cached."""
+        entry = self._users.get(user_id)
+        if entry is not None:
+            return entry
+        with self._lock:  # no write may slip between the scan and the put
+            entry = self._users.get(user_id)
+            if entry is None:
+                exact = self.backend.count(Kind.EPISODE, user_id) <= self.exact_search_max_user_rows
+                entry = UserIndex.from_arrow(self.backend.scan(Kind.EPISODE, user_id, vectors=exact),
+                                             with_vectors=exact)
+                self._users.put(user_id, entry)
+        return entry
+
+    def count(self, user_id: str) -> int:
+        return len(self.index(user_id))
+
+    def existing_ids(self, user_id: str, ids: Sequence[str]) -> set[str]:
+        entry = self.index(user_id)
+        return {i for i in ids if i in entry.row_of}
+
+    def get(self, user_id: str, ids: Sequence[str]) -> list[Episode]:
+        """Episodes of one user by id, in the order asked; unknown ids are skipped."""
+        entry = self.index(user_id)
+        found = (entry.episode(i) for i in ids)
+        return [e for e in found if e is not None]
+
+    def positions(self, user_id: str, session_ids: set[str]) -> tuple[int, dict[str, int]]:
+        """The next ``seq`` of a user and the next ``turn`` of each session."""
+        entry = self.index(user_id)
+        sizes = entry.session_sizes()
+        return entry.next_seq(), {s: sizes.get(s, 0) for s in session_ids}
+
+    def ordered_ids(self, user_id: str, session_id: str | None = None) -> list[str]:
+        """Every episode id of a user in the order written."""
+        return self.index(user_id).ordered_ids(session_id)
+
+    def iter_user(self, user_id: str) -> Iterator[Episode]:
+        yield from self.get(user_id, self.ordered_ids(user_id))
+
+    def session_turns(self, user_id: str, wanted: dict[str, set[int]]) -> list[Episode]:
+        """Episodes at the given turn numbers of the given sessions."""
+        entry = self.index(user_id)
+        ids = [entry.id_at(s, t) for s, turns in wanted.items() for t in sorted(turns)]
+        return self.get(user_id, [i for i in ids if i is not None])
+
+    def speakers(self, user_id: str) -> set[str]:
+        """The speaker names (roles) of a user's episodes."""
+        table = self.index(user_id).table
+        return set(table.column("role").unique().to_pylist()) if table.num_rows else set()
+
+    def users(self) -> list[str]:
+        return self.backend.users()
+
+    # --- search ---------------------------------------------------------------
+    def lexical(self, user_id: str, text: str, k: int, since: datetime | None = None,
+                until: datetime | None = None, context: bool = True) -> Hits:
+        """Ids and BM25 scores of one user's hits, over each turn with the one before it if ``context``."""
+        return self.backend.text_search(Kind.EPISODE, user_id, text, k,
+                                        field="context_text" if context else "search_text",
+                                        since=since, until=until)
+
+    def nearest(self, user_id: str, vector: np.ndarray, k: int, since: datetime | None = None,
+                until: datetime | None = None) -> Hits:
+        """Ids and cosine similarities of a user's nearest episodes: exact in memory while the
+        user is small, the backend's search past that."""
+        entry = self.index(user_id)
+        if entry.vectors is not None:
+            return entry.nearest(vector, k, entry.mask(since, until))
+        return self.backend.vector_search(Kind.EPISODE, user_id, vector, k, since=since, until=until)

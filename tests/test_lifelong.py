@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from memagent import InvalidInputError, Memory
-from memagent.graphs.feedback import TraceNotFoundError
+from memagent import TraceNotFoundError
 from memagent.policies.forgetting import stability_days
 from memagent.records import Kind
 from memagent.tiers.usage import item_state
@@ -228,3 +228,16 @@ def test_feedback_rejects_bad_input(memory):
             memory.feedback(answer.trace_id, bad)
     with pytest.raises(InvalidInputError):
         memory.feedback(answer.trace_id, "bad", correction="   ")
+
+
+def test_feedback_bound_to_a_user_cannot_rate_or_correct_another_users_answer(memory):
+    add(memory, "a", "s1", "2023-03-01", "I live in Lisbon.")
+    add(memory, "b", "s1", "2023-03-01", "I live in Oslo.")
+    memory.consolidate()
+    answer = memory.ask("a", "Where do I live?", at="2023-06-01")
+    before = {kind: memory.backend.scan(kind, "b").num_rows for kind in Kind}
+    with pytest.raises(TraceNotFoundError):
+        memory.feedback(answer.trace_id, "bad", correction="I live in Rome now.", user_id="b")
+    assert {kind: memory.backend.scan(kind, "b").num_rows for kind in Kind} == before
+    assert memory.ask("b", "Where do I live?", at="2023-06-02").text == "Oslo"
+    assert memory.feedback(answer.trace_id, "good", user_id="a")["user_id"] == "a"

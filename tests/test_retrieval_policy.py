@@ -43,3 +43,15 @@ def test_neighbours_get_a_share_of_their_hit():
     assert fused["n1"].signals == {Signal.NEIGHBOUR}
     assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4 * 0.5)
     assert rank(fused, 1)[0][0] == "a"
+
+
+def test_ranking_policies_return_new_rankings_and_leave_their_inputs_alone():
+    from memagent.policies.retrieval import apply_feedback
+
+    fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5)]}, W)
+    before = dict(fused)
+    boosted = boost_in_time(fused, {"b"}, 1.0)
+    grown = add_neighbours(fused, {"a": ["n"]}, 0.5)
+    demoted = apply_feedback(fused, {"a": -1.0}, 0.5)
+    assert fused == before and "n" not in fused
+    assert boosted["b"].score > fused["b"].score and "n" in grown and demoted["a"].score < fused["a"].score

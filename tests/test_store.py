@@ -41,3 +41,24 @@ def test_schema_version_is_stored_and_a_newer_one_refused(tmp_path, embedder):
         meta.update(where="key = 'schema_version'", values={"value": str(SCHEMA_VERSION + 1)})
     with pytest.raises(ConfigError, match="schema version"):
         Memory(tmp_path / "d", embedder=embedder)
+
+
+def test_an_engine_error_surfaces_as_storage_error_and_names_the_store(tmp_path, embedder):
+    import shutil
+
+    from memagent import StorageError
+
+    with Memory(tmp_path / "d", embedder=embedder) as memory:
+        memory.add("u", ["kept"])
+        shutil.rmtree(tmp_path / "d" / "episodes.lance" / "data")  # the engine's files vanish underneath
+        with pytest.raises(StorageError, match="LanceDB at"):
+            memory.backend.scan(Kind.EPISODE, "u")
+
+
+def test_memory_uri_picks_the_in_memory_backend(embedder):
+    from memagent.store import InMemoryBackend
+
+    with Memory("memory://", embedder=embedder) as memory:
+        assert isinstance(memory.backend, InMemoryBackend) and not memory.backend.capabilities.persistent
+        memory.add("u", ["I adopted a beagle called Rex"])
+        assert memory.search("u", "beagle")[0].episode.text == "I adopted a beagle called Rex"

@@ -15,8 +15,8 @@ Semantics every backend keeps:
   retried batch adds nothing twice. Every other kind is replaced by id.
 * reads see every write this backend object committed before them;
   ``refresh`` makes them see other processes' writes too (where shared).
-* ``scan`` returns a user's rows of one kind as an Arrow table in write order,
-  with a ``vector`` column for kinds that have vectors.
+* ``scan`` returns a user's rows of one kind as an Arrow table (episodes in
+  ``seq`` order), with a ``vector`` column for kinds that have vectors.
 * ``text_search`` ranks by BM25 over a kind's full-text columns; ``vector_search``
   by cosine similarity; both return ``(id, score)`` best first, only of that
   user, optionally bounded by event time (episodes).

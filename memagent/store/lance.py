@@ -154,7 +154,7 @@ class LanceBackend(Backend):
                     table.add(data)
                 written = data.num_rows
             else:
-                table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+                table.merge_insert(["user_id", "id"]).when_matched_update_all().when_not_matched_insert_all().execute(data)
                 written = data.num_rows
             self._after_write(kind, written)
             return written

@@ -137,6 +137,8 @@ class InMemoryBackend(Backend):
         target = schema(kind, self.dimension)
         with self._lock:
             rows = list(self._rows[kind].get(user_id, {}).values())
+        if kind is Kind.EPISODE:
+            rows.sort(key=lambda r: r["seq"])
         if not vectors and kind in VECTOR_KINDS:
             target = pa.schema([f for f in target if f.name != "vector"])
             rows = [{k: v for k, v in r.items() if k != "vector"} for r in rows]

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from memagent.errors import InvalidInputError
 from memagent.records import RECORD_TYPES, VECTOR_KINDS, Kind
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -133,7 +134,7 @@ def to_rows(kind: Kind, records: Iterable[Any], vectors: np.ndarray | None = Non
     rows = [codec(kind).to_row(r) for r in records]
     if kind in VECTOR_KINDS:
         if vectors is None or len(vectors) != len(rows):
-            raise ValueError(f"{kind.value}: {len(rows)} records need as many vectors")
+            raise InvalidInputError(f"{kind.value}: {len(rows)} records need as many vectors")
         for row, vector in zip(rows, np.asarray(vectors, dtype=np.float32)):
             row["vector"] = vector
     return rows

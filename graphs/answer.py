@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 from langgraph.graph import END, START, StateGraph
+from langgraph.pregel import Pregel
 
 from memagent import answering
 from memagent.deps import Deps
@@ -57,7 +58,7 @@ class AnswerState(TypedDict, total=False):
     answer: Answer
 
 
-def build_answer_graph(deps: Deps, router: Router, search: Any, sentences: TextVectors) -> Any:
+def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: TextVectors) -> Any:
     """Compile the answer graph over a memory's dependencies, a ``Router``, the compiled
     search graph and a per-user cache of sentence vectors."""
     settings, tiers, embedder, llm = deps.config.answer, deps.tiers, deps.embedder, deps.llm

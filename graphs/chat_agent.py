@@ -20,16 +20,17 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import Checkpointer
 
 from memagent.errors import ConfigError
-from memagent.memory import Memory
 from memagent.tools import format_memory
+from memagent.types import SearchHit
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant with a long-term memory of this user."
 MEMORY_NOTE = ("Memories of this user from earlier conversations, recalled for the latest message. "
@@ -44,6 +45,13 @@ class ChatState(MessagesState, total=False):
 
 
 Node = Callable[[ChatState, RunnableConfig], dict[str, Any]]
+
+
+class ConversationMemory(Protocol):
+    """What the chat agent uses of a memory: ``memagent.Memory`` is one (a remote client can be)."""
+
+    def search(self, user_id: str, query: str, k: int = ...) -> list[SearchHit]: ...
+    def add(self, user_id: str, messages: Any, session_id: str | None = ...) -> list[str]: ...
 
 
 def _setting(state: ChatState, config: RunnableConfig | None, key: str) -> Any:
@@ -63,7 +71,7 @@ def _last_human(messages: list[AnyMessage]) -> int | None:
     return next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None)
 
 
-def recall_node(memory: Memory, k: int = 5) -> Node:
+def recall_node(memory: ConversationMemory, k: int = 5) -> Node:
     """A node that puts the ``k`` memories best matching the last human message in ``memories``.
 
     Episodes already in the conversation (same message id) are left out; an
@@ -84,7 +92,7 @@ def recall_node(memory: Memory, k: int = 5) -> Node:
     return recall
 
 
-def remember_node(memory: Memory) -> Node:
+def remember_node(memory: ConversationMemory) -> Node:
     """A node that stores the last human message and the final AI reply after it.
 
     The human message's LangChain id is its caller id and ``<that id>:reply``
@@ -128,8 +136,8 @@ def respond_node(model: BaseChatModel, system_prompt: str = DEFAULT_SYSTEM_PROMP
     return respond
 
 
-def build_chat_agent(memory: Memory, model: BaseChatModel, k: int = 5,
-                     system_prompt: str = DEFAULT_SYSTEM_PROMPT, checkpointer: Any = None) -> Any:
+def build_chat_agent(memory: ConversationMemory, model: BaseChatModel, k: int = 5,
+                     system_prompt: str = DEFAULT_SYSTEM_PROMPT, checkpointer: Checkpointer = None) -> Any:
     """Compile START -> recall -> respond -> remember -> END over one memory and model.
 
     Input: ``messages`` and ``user_id`` (or ``configurable.user_id``); optional
@@ -147,7 +155,11 @@ def build_chat_agent(memory: Memory, model: BaseChatModel, k: int = 5,
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_memory(data_dir: str) -> Memory:
+def _shared_memory(data_dir: str) -> ConversationMemory:
+    """The app factory's memory: the facade is imported here, when ``langgraph.json`` builds the app,
+    so that the graph module itself depends only on the protocol."""
+    from memagent import Memory
+
     return Memory(data_dir)
 
 

@@ -1,9 +1,10 @@
 """A per-user, in-process copy of one user's episodes, for exact search and fast reads.
 
 For a user with up to ``exact_search_max_user_rows`` episodes, a cosine search
-over a NumPy matrix takes about a millisecond and reading an episode by id
-takes microseconds, where each filtered LanceDB query takes ten milliseconds
-or more. Each entry belongs to exactly one user and is looked up only by that
+over a NumPy matrix takes about a millisecond, a BM25 search over the user's
+postings (``memagent.store.text``) a fraction of one, and reading an episode by
+id microseconds, where each filtered engine query takes ten milliseconds or
+more. Each entry belongs to exactly one user and is looked up only by that
 user's id. New rows that this process writes are appended to the entry; a
 delete drops it; least recently used entries are evicted past ``max_rows``.
 The entry sees what the process's LanceDB table handle sees.
@@ -20,10 +21,11 @@ import pyarrow as pa
 
 from memagent.records import Kind
 from memagent.store.schema import codec
+from memagent.store.text import InvertedIndex
 from memagent.types import Episode
 
-# What the cache keeps of each episode row: everything but the text in context and the vector.
-COLUMNS = [c.name for c in codec(Kind.EPISODE).columns if c.name != "context_text"]
+# What the cache keeps of each episode row: every column but the vector (kept apart, as a matrix).
+COLUMNS = [c.name for c in codec(Kind.EPISODE).columns]
 
 
 def micros(when: datetime) -> int:
@@ -46,6 +48,7 @@ class UserIndex:
         self.row_of = {i: n for n, i in enumerate(self.ids)}
         self.at = {(s, int(t)): n for n, (s, t) in enumerate(zip(self.sessions, self.turns))}
         self._episodes: dict[int, Episode] = {}
+        self._text: dict[str, InvertedIndex] = {}  # per full-text column, built on first search
 
     @classmethod
     def from_arrow(cls, table: pa.Table, with_vectors: bool) -> UserIndex:
@@ -62,8 +65,12 @@ class UserIndex:
         if self.vectors is not None:
             vectors = np.vstack([self.vectors.reshape(len(self.ids), -1), _matrix(table.column("vector"))]) \
                 if len(self.ids) else _matrix(table.column("vector"))
-        merged = pa.concat_tables([self.table, table.select(COLUMNS).cast(self.table.schema)])
-        return UserIndex(merged, vectors)
+        added = table.select(COLUMNS).cast(self.table.schema)
+        grown = UserIndex(pa.concat_tables([self.table, added]), vectors)
+        for column, index in self._text.items():  # postings grow in place; this copy reads up to its size
+            index.add(added.column(column).to_pylist())
+            grown._text[column] = index
+        return grown
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,6 +118,14 @@ class UserIndex:
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
         return [(self.ids[n], float(sims[n])) for n in top]
+
+    def lexical(self, text: str, k: int, column: str, keep: np.ndarray) -> list[tuple[str, float]]:
+        """Ids and BM25 scores of the rows where ``keep`` is true whose ``column`` matches ``text``."""
+        index = self._text.get(column)
+        if index is None:
+            index = self._text[column] = InvertedIndex()
+            index.add(self.table.column(column).to_pylist())
+        return [(self.ids[n], score) for n, score in index.search(text, k, keep, limit=len(self.ids))]
 
     def adjacent(self, episode_id: str) -> list[str]:
         """Ids of the turns just before and after an episode in its session."""

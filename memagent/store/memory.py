@@ -16,66 +16,29 @@ stop words dropped, Snowball (Porter 2) stems.
 
 from __future__ import annotations
 
-import math
-import re
 import threading
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from nltk.stem.snowball import SnowballStemmer
 
 from memagent.errors import InvalidInputError, UnsupportedError
 from memagent.records import VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, schema, to_rows
+from memagent.store.text import InvertedIndex, forget_stems
 
-# The stop words of LanceDB's (tantivy's) English filter.
-STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
-    "they this to was will with".split())
-_WORD = re.compile(r"[^\W_]+")
-_K1, _B = 1.2, 0.75
-_stem = lru_cache(maxsize=100_000)(SnowballStemmer("english").stem)
-
-
-def tokens(text: str) -> list[str]:
-    """Full-text terms of a text: folded, lower-cased words, stop words out, stemmed.
-
-    >>> tokens("The Dogs were running in Zürich")
-    ['dog', 'were', 'run', 'zurich']
-    """
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return [_stem(w) for w in _WORD.findall(folded) if w not in STOP_WORDS and len(w) <= 40]
 
 
 class _TextIndex:
-    """BM25 statistics of one user's column, built on first use, dropped on any write."""
+    """BM25 over one user's column, built on first use, dropped on any write."""
 
     def __init__(self, ids: list[str], texts: list[str]) -> None:
         self.ids = ids
-        self.terms = [Counter(tokens(t)) for t in texts]
-        self.lengths = np.array([sum(c.values()) for c in self.terms], dtype=np.float64)
-        self.average = float(self.lengths.mean()) if len(ids) else 0.0
-        self.frequency: Counter[str] = Counter(t for c in self.terms for t in c)
-
-    def scores(self, query: str) -> np.ndarray:
-        scores = np.zeros(len(self.ids))
-        n = len(self.ids)
-        for term in set(tokens(query)):
-            df = self.frequency.get(term, 0)
-            if not df:
-                continue
-            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-            tf = np.array([c.get(term, 0) for c in self.terms], dtype=np.float64)
-            norm = _K1 * (1 - _B + _B * self.lengths / (self.average or 1.0))
-            scores += idf * tf * (_K1 + 1) / (tf + norm)
-        return scores
+        self.index = InvertedIndex()
+        self.index.add(texts)
 
 
 class InMemoryBackend(Backend):
@@ -173,9 +136,8 @@ class InMemoryBackend(Backend):
                 index = self._text[(kind, user_id, column)] = _TextIndex(
                     [r["id"] for r in rows], [r[column] or "" for r in rows])
         allowed = {r["id"] for r in self._candidates(kind, user_id, since, until)}
-        scores = index.scores(text)
-        found = [(i, float(s)) for i, s in zip(index.ids, scores) if s > 0 and i in allowed]
-        return sorted(found, key=lambda kv: (-kv[1], kv[0]))[:k]
+        mask = np.array([i in allowed for i in index.ids], dtype=bool)
+        return [(index.ids[n], score) for n, score in index.index.search(text, k, mask)]
 
     def vector_search(self, kind: Kind, user_id: str, vector: np.ndarray, k: int, *,
                       since: datetime | None = None, until: datetime | None = None) -> Hits:
@@ -194,7 +156,7 @@ class InMemoryBackend(Backend):
     def purge(self) -> None:
         with self._lock:
             self._text.clear()
-            _stem.cache_clear()
+            forget_stems()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -1,11 +1,11 @@
 """The episodic tier over any backend: writes, reads by position, and search, with a per-user copy.
 
 For a user with up to ``exact_search_max_user_rows`` episodes, ``Episodes``
-keeps an in-process copy (``UserIndex``: ids, positions, times and vectors),
-so a cosine search over a NumPy matrix takes about a millisecond and reading
-an episode by id microseconds, where each filtered engine query takes ten
-milliseconds or more. Past that size the backend's own vector search (an ANN
-index where it has one) takes over. The copy sees what this process wrote at
+keeps an in-process copy (``UserIndex``: ids, positions, times, texts and
+vectors), so a cosine or BM25 search takes about a millisecond and reading an
+episode by id microseconds, where each filtered engine query takes ten
+milliseconds or more. Past that size the backend's own searches (an ANN index
+where it has one) take over. The copy sees what this process wrote at
 once; ``refresh`` drops it to see other processes' writes.
 """
 
@@ -136,10 +136,13 @@ class Episodes:
     # --- search ---------------------------------------------------------------
     def lexical(self, user_id: str, text: str, k: int, since: datetime | None = None,
                 until: datetime | None = None, context: bool = True) -> Hits:
-        """Ids and BM25 scores of one user's hits, over each turn with the one before it if ``context``."""
-        return self.backend.text_search(Kind.EPISODE, user_id, text, k,
-                                        field="context_text" if context else "search_text",
-                                        since=since, until=until)
+        """Ids and BM25 scores of one user's hits, over each turn with the one before it if ``context``:
+        over the in-process postings while the user is small, the backend's index past that."""
+        column = "context_text" if context else "search_text"
+        entry = self.index(user_id)
+        if entry.vectors is not None:
+            return entry.lexical(text, k, column, entry.mask(since, until))
+        return self.backend.text_search(Kind.EPISODE, user_id, text, k, field=column, since=since, until=until)
 
     def nearest(self, user_id: str, vector: np.ndarray, k: int, since: datetime | None = None,
                 until: datetime | None = None) -> Hits:

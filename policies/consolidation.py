@@ -19,19 +19,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 import numpy as np
 
 from memagent.types import Candidate, Category, Statement
 
-MERGE, SUPERSEDE, NEW, KNOWN = "merge", "supersede", "new", "known"
+class Verdict(str, Enum):
+    """What consolidation does with a candidate statement."""
+
+    MERGE = "merge"          # the same as an active statement: evidence united
+    SUPERSEDE = "supersede"  # contradicts an active statement of an exclusive slot: it is closed
+    NEW = "new"              # nothing like it yet: added
+    KNOWN = "known"          # already absorbed from this very episode: nothing to do
+
+
+MERGE, SUPERSEDE, NEW, KNOWN = Verdict.MERGE, Verdict.SUPERSEDE, Verdict.NEW, Verdict.KNOWN
 
 
 @dataclass(frozen=True)
 class Decision:
     """What to do with one candidate: ``kind`` and the statement it concerns, if any."""
 
-    kind: str
+    kind: Verdict
     target: str | None = None
     similarity: float = 0.0
 

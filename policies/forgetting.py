@@ -32,7 +32,7 @@ identity fact (1.0) after ~4 years; each use multiplies these by 1.5.
 ...                     demotion=1.0, archive_below=0.15, min_age_days=0.0)
 >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 >>> item = ItemState("e1", "episode", t0)
->>> [d.action for d in decide([item], datetime(2024, 3, 1, tzinfo=timezone.utc), s)]
+>>> [d.action.value for d in decide([item], datetime(2024, 3, 1, tzinfo=timezone.utc), s)]
 ['archive']
 >>> round(retention(item, datetime(2024, 1, 11, tzinfo=timezone.utc), s), 3)
 0.368
@@ -45,6 +45,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
 from memagent.types import Category
@@ -68,7 +69,15 @@ class Knobs(Protocol):
     @property
     def min_age_days(self) -> float: ...
 
-ARCHIVE, KEEP, RESTORE = "archive", "keep", "restore"
+class Action(str, Enum):
+    """What forgetting does with one memory."""
+
+    ARCHIVE = "archive"
+    KEEP = "keep"
+    RESTORE = "restore"
+
+
+ARCHIVE, KEEP, RESTORE = Action.ARCHIVE, Action.KEEP, Action.RESTORE
 MAX_REINFORCEMENTS = 50.0  # caps the exponent: 1.5 ** 50 days is forever already
 _DAY_S = 86_400.0
 
@@ -139,7 +148,7 @@ class Decision:
 
     item_id: str
     kind: str
-    action: str
+    action: Action
     retention: float
     stability: float
     reason: str

@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import Enum
 from typing import Annotated, Any
 
-from memagent.types import Entity, Episode, Relation, Statement
+from memagent.types import Entity, Episode, Relation, Statement, TextEnum
 
 Int64 = Annotated[int, "int64"]  # an integer column wider than the default int32
 
 
-class Kind(str, Enum):
+class Kind(TextEnum):
     """A kind of stored record; its value is the table (or collection) name."""
 
     EPISODE = "episodes"
@@ -76,7 +75,7 @@ class Watermark:
     updated_at: datetime
 
 
-class EvidenceKind(str, Enum):
+class EvidenceKind(TextEnum):
     """What an answer's evidence item is."""
 
     EPISODE = "episode"

@@ -412,7 +412,7 @@ class MemoryScheduler:
             if isinstance(result, Mapping):
                 totals.update({k: v for k, v in result.items() if isinstance(v, int) and not isinstance(v, bool)})
             elif isinstance(result, list):  # forget: the decisions that changed something
-                totals.update(getattr(d, "action", "changed") for d in result)
+                totals.update(str(getattr(d, "action", "changed")) for d in result)
         if errors:
             first = next(iter(errors.values()))
             raise JobError(f"{name} failed for {len(errors)} of {len(users)} users "

@@ -9,6 +9,16 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 
+class TextEnum(str, Enum):
+    """A str-valued enum that prints as its value on every Python (``f"{Action.KEEP}"`` is "keep")."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
 class Signal(str, Enum):
     """Which retrieval signal put a hit in the result list."""
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 
 import numpy as np
 
-from memagent.types import Candidate, Category, Statement
+from memagent.types import Candidate, Category, Statement, TextEnum
 
-class Verdict(str, Enum):
+
+class Verdict(TextEnum):
     """What consolidation does with a candidate statement."""
 
     MERGE = "merge"          # the same as an active statement: evidence united

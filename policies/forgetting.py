@@ -45,10 +45,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Protocol
 
-from memagent.types import Category
+from memagent.types import Category, TextEnum
 
 
 class Knobs(Protocol):
@@ -69,7 +68,7 @@ class Knobs(Protocol):
     @property
     def min_age_days(self) -> float: ...
 
-class Action(str, Enum):
+class Action(TextEnum):
     """What forgetting does with one memory."""
 
     ARCHIVE = "archive"
@@ -195,7 +194,7 @@ def _decide_one(item: ItemState, now: datetime, settings: Knobs) -> Decision:
     stability = stability_days(item, settings)
     kept = retention(item, now, settings)
 
-    def result(action: str, reason: str) -> Decision:
+    def result(action: Action, reason: str) -> Decision:
         return Decision(item.item_id, item.kind, action, kept, stability, reason)
 
     restore_or_keep = RESTORE if item.archived else KEEP

@@ -122,6 +122,7 @@ def test_graph_factory_needs_a_model(monkeypatch):
             chat_agent.graph({"configurable": {"model": "ollama:llama3.2", "data_dir": "unused"}})
 
 
+@pytest.mark.slow
 def test_example_runs_offline():
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "chat_agent.py")],
                           capture_output=True, text=True, timeout=180, cwd=ROOT)

@@ -57,6 +57,7 @@ def test_errors_are_reported_not_raised(capsys, tmp_path):
     assert code == 2 and "line 1" in err
 
 
+@pytest.mark.slow
 def test_eval_longmemeval_on_the_shipped_sample(capsys, tmp_path):
     from pathlib import Path
 

@@ -109,6 +109,7 @@ def test_longmemeval_loader_and_run(tmp_path, embedder):
     assert "| retrieval | recall_any |" in summary["report"]
 
 
+@pytest.mark.slow
 def test_judges_use_the_chat_model_and_report_its_name(tmp_path, embedder):
     replies = iter([AIMessage(content='```json\n{"label": "CORRECT"}\n```'), AIMessage(content='{"label": "WRONG"}'),
                     AIMessage(content="CORRECT, I think")])

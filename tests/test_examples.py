@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the long-running example simulates months (about 25 s)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import doctest
-import tomllib
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 
 import pytest
 from pydantic import BaseModel
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from memagent import presets
 from memagent.config import Config, ForgettingSettings

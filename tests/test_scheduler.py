@@ -424,6 +424,7 @@ def test_serve_once_runs_each_job_and_exits(tmp_path, embedder, capsys, monkeypa
     assert cli.main(["--data-dir", str(data), "serve", "--once", "--consolidate-every", "-1"]) == 2
 
 
+@pytest.mark.slow
 def test_serve_stops_cleanly_on_sigterm_and_its_work_is_persisted(tmp_path, embedder):
     data = tmp_path / "d"
     with Memory(data, embedder=embedder) as memory:

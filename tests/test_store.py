@@ -9,6 +9,7 @@ from memagent.records import Kind
 from memagent.store.lance import SCHEMA_VERSION
 
 
+@pytest.mark.slow
 def test_vector_index_is_built_once_and_ann_search_stays_per_user(tmp_path, embedder):
     storage = StorageSettings(vector_index_min_rows=256, exact_search_max_user_rows=0, optimize_every_writes=1000)
     config = Config(data_dir=tmp_path / "d", storage=storage)

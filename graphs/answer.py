@@ -25,7 +25,7 @@ from langgraph.pregel import Pregel
 from memagent import answering
 from memagent.deps import Deps
 from memagent.embeddings import TextVectors
-from memagent.extraction import NON_USER_ROLES
+from memagent.extraction import NON_USER_ROLES, with_caption
 from memagent.graphs.search import derived_hits
 from memagent.policies import answering as policy
 from memagent.policies.routing import RouteDecision, reweighted
@@ -154,9 +154,10 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         if not top:
             return 0.0
         known = state["derived_vectors"]
-        missing = [e.text for e in top if e.id not in known]
+        texts = {e.id: with_caption(e.text, answering.caption_of(e)) for e in top if e.id not in known}
+        missing = list(dict.fromkeys(texts.values()))
         fresh = dict(zip(missing, sentences.get(state["user_id"], missing))) if missing else {}
-        matrix = np.vstack([known[e.id] if e.id in known else fresh[e.text] for e in top])
+        matrix = np.vstack([known[e.id] if e.id in known else fresh[texts[e.id]] for e in top])
         return float((matrix @ state["vector"]).max())
 
     def similarity(user_id: str, question: str, texts: list[str]) -> list[float]:

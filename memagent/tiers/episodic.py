@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from memagent.errors import InvalidInputError, TimestampError
+from memagent.extraction import image_caption, with_caption
 from memagent.records import EpisodeRecord
 from memagent.timeparse import to_datetime
 from memagent.types import Episode, Message
@@ -76,7 +77,7 @@ def _content_text(content: object) -> str:
         return content
     if isinstance(content, list):  # LangChain multi-part content
         parts = [p if isinstance(p, str) else p.get("text", "") for p in content
-                 if isinstance(p, str) or isinstance(p, dict)]
+                 if isinstance(p, (str, dict))]
         return "\n".join(p for p in parts if p)
     raise InvalidInputError(f"message text must be a string, got {type(content).__name__}")
 
@@ -149,8 +150,10 @@ def build_episodes(user_id: str, session_id: str, messages: Sequence[Message], n
 
 
 def index_text(episode: Episode, with_role: bool) -> str:
-    """The text that is embedded and full-text indexed for an episode."""
-    return f"{episode.role}: {episode.text}" if with_role else episode.text
+    """The text that is embedded and full-text indexed for an episode: what was said, with the
+    caption of an image it shared (``metadata[IMAGE_CAPTION]``), after its speaker if ``with_role``."""
+    text = with_caption(episode.text, image_caption(episode))
+    return f"{episode.role}: {text}" if with_role else text
 
 
 def to_record(episode: Episode, seq: int, with_role: bool, previous: Episode | None = None) -> EpisodeRecord:

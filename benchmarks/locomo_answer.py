@@ -61,14 +61,17 @@ def run(path: str, limit: int | None = None) -> dict:
         for conv, q in tqdm(questions, desc="ask", file=sys.stderr, disable=None):
             routed = memory.ask(conv.sample_id, q.question, at=conv.reference_time)
             fixed = memory.ask(conv.sample_id, q.question, at=conv.reference_time, route=Route.EXTRACTION)
-            dia = {e.id: e.source_id for e in memory.episodes.get(conv.sample_id, routed.episode_ids + fixed.episode_ids)}
+            found = memory.episodes.get(conv.sample_id, routed.episode_ids + fixed.episode_ids)
+            dia = {e.id: e.source_id for e in found}
             gold = q.answer if q.answer is not None else ""
             rows.append({
                 "category": q.category, "route": routed.route.value, "abstained": routed.abstained,
                 "f1": locomo_qa_score(routed.text, gold, q.category), "latency_ms": routed.latency_ms,
                 "tokens": routed.context_tokens, "evidence": q.evidence,
-                "recall_routed": recall_at_k([dia.get(i) for i in routed.episode_ids], q.evidence, 10) if q.evidence else None,
-                "recall_fixed": recall_at_k([dia.get(i) for i in fixed.episode_ids], q.evidence, 10) if q.evidence else None,
+                "recall_routed": (recall_at_k([dia.get(i) for i in routed.episode_ids], q.evidence, 10)
+                                  if q.evidence else None),
+                "recall_fixed": (recall_at_k([dia.get(i) for i in fixed.episode_ids], q.evidence, 10)
+                                 if q.evidence else None),
             })
         accuracy, n_labelled = labelled_accuracy(Router(memory.embedder))
     return summarise(rows, accuracy, n_labelled)
@@ -94,11 +97,13 @@ def summarise(rows: list[dict], labelled: float, n_labelled: int) -> dict:
             "recall_fixed": _mean(r["recall_fixed"] for r in items),
             "abstained": _mean(float(r["abstained"]) for r in items)}
     return {
-        "questions": len(rows), "routing_proxy_accuracy": _mean(float(PROXY[r["category"]].value == r["route"]) for r in core),
+        "questions": len(rows),
+        "routing_proxy_accuracy": _mean(float(PROXY[r["category"]].value == r["route"]) for r in core),
         "routing_labelled_accuracy": labelled, "labelled_questions": n_labelled,
         "confusion": {f"{g}->{p}": n for (g, p), n in sorted(confusion.items())}, "by_category": table,
         "f1_overall_1_4": _mean(r["f1"] for r in core),
-        "recall_routed_1_4": _mean(r["recall_routed"] for r in core), "recall_fixed_1_4": _mean(r["recall_fixed"] for r in core),
+        "recall_routed_1_4": _mean(r["recall_routed"] for r in core),
+        "recall_fixed_1_4": _mean(r["recall_fixed"] for r in core),
         "abstention_cat5": _mean(float(r["abstained"]) for r in rows if r["category"] == 5),
         "false_abstention_1_4": _mean(float(r["abstained"]) for r in core),
         "latency_ms_p50": percentile([r["latency_ms"] for r in rows], 0.5),
@@ -111,7 +116,8 @@ def print_report(r: dict) -> None:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     print(f"\nLoCoMo answering by route, {r['questions']} questions, no LLM "
           "(categories: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial)\n")
-    print(f"routing accuracy: labelled set {pct(r['routing_labelled_accuracy'])} % ({r['labelled_questions']} questions), "
+    print(f"routing accuracy: labelled set {pct(r['routing_labelled_accuracy'])} % "
+          f"({r['labelled_questions']} questions), "
           f"LoCoMo category proxy {pct(r['routing_proxy_accuracy'])} % (categories 1-4)\n")
     routes = [x.value for x in Route]
     print("| proxy route \\ predicted | " + " | ".join(routes) + " |\n|---|" + "---:|" * len(routes))
@@ -121,8 +127,8 @@ def print_report(r: dict) -> None:
     for cat, row in r["by_category"].items():
         print(f"| {cat} | {row['n']} | {pct(row['f1'])} | {pct(row['recall_routed'])} | {pct(row['recall_fixed'])} | "
               f"{pct(row['abstained'])} |")
-    print(f"\nLLM-free F1 overall 1-4: {pct(r['f1_overall_1_4'])} | R@10 overall 1-4 routed {pct(r['recall_routed_1_4'])} "
-          f"vs fixed {pct(r['recall_fixed_1_4'])}")
+    print(f"\nLLM-free F1 overall 1-4: {pct(r['f1_overall_1_4'])} | "
+          f"R@10 overall 1-4 routed {pct(r['recall_routed_1_4'])} vs fixed {pct(r['recall_fixed_1_4'])}")
     print(f"abstention on category 5: {pct(r['abstention_cat5'])} % | false abstentions on 1-4: "
           f"{pct(r['false_abstention_1_4'])} %")
     print(f"answer latency p50 {r['latency_ms_p50']:.1f} ms, p95 {r['latency_ms_p95']:.1f} ms | "

@@ -113,7 +113,8 @@ def summarise(per_conv: dict, recalls: dict, turns: int, seconds: float, counts:
     total = {k: sum(c[k] for c in per_conv.values()) for k in next(iter(per_conv.values()))}
     recall_table = {}
     for name, by_cat in recalls.items():
-        rows = {f"{cat} {CATEGORIES[cat]}": {"n": len(v), "R@10": statistics.mean(v)} for cat, v in sorted(by_cat.items())}
+        rows = {f"{cat} {CATEGORIES[cat]}": {"n": len(v), "R@10": statistics.mean(v)}
+                for cat, v in sorted(by_cat.items())}
         every = [x for v in by_cat.values() for x in v]
         rows["overall 1-4"] = {"n": len(every), "R@10": statistics.mean(every)}
         recall_table[name] = rows
@@ -136,7 +137,8 @@ def print_report(r: dict) -> None:
     for sample, c in {**r["per_conversation"], "total": r["total"]}.items():
         print(f"| {sample} | {c['observations']} | {c['matched_observations']} | {c['statements']} | "
               f"{c['matched_statements']} | {c['near_duplicates']} |")
-    print(f"\nobservation recall {100 * r['observation_recall']:.1f} % (cosine >= {MATCH_COSINE}, shared evidence, same speaker)")
+    print(f"\nobservation recall {100 * r['observation_recall']:.1f} % "
+          f"(cosine >= {MATCH_COSINE}, shared evidence, same speaker)")
     print(f"precision proxy {100 * r['precision_proxy']:.1f} % | statements per turn {r['statements_per_turn']:.2f} | "
           f"near-duplicates {100 * r['near_duplicate_rate']:.1f} % (cosine >= {DUPLICATE_COSINE}) | "
           f"exact duplicates {100 * r['exact_duplicate_rate']:.1f} %")

@@ -118,12 +118,13 @@ def print_report(r: dict) -> None:
     for cat, row in f["before"].items():
         print(f"| {cat} | {row['n']} | {100 * row['R@10']:.1f} | {100 * f['after'][cat]['R@10']:.1f} |")
     cost = 100 * (f["before"]["overall"]["R@10"] - f["after"]["overall"]["R@10"])
-    print(f"\narchived {f['archived']} of {f['memories']} memories ({100 * f['archived'] / max(1, f['memories']):.1f} %); "
-          f"recall@10 cost {cost:+.1f} points\n")
+    print(f"\narchived {f['archived']} of {f['memories']} memories "
+          f"({100 * f['archived'] / max(1, f['memories']):.1f} %); recall@10 cost {cost:+.1f} points\n")
     print(f"Feedback: {b['ratings']['good']} good and {b['ratings']['bad']} bad ratings (with the gold answer as "
           "correction) on the first half of each conversation's questions; answer evidence recall@10 on the "
           "other half\n")
-    print("| category | n | R@10 no feedback | R@10 after feedback | after, over turns only |\n|---|---:|---:|---:|---:|")
+    print("| category | n | R@10 no feedback | R@10 after feedback | after, over turns only |\n"
+          "|---|---:|---:|---:|---:|")
     for cat, row in b["before"].items():
         print(f"| {cat} | {row['n']} | {100 * row['R@10']:.1f} | {100 * b['after'][cat]['R@10']:.1f} | "
               f"{100 * b['after_turns'][cat]['R@10']:.1f} |")

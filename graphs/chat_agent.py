@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -44,7 +44,10 @@ class ChatState(MessagesState, total=False):
     memories: list[str]
 
 
-Node = Callable[[ChatState, RunnableConfig], dict[str, Any]]
+class Node(Protocol):
+    """A chat-agent node: langgraph passes ``state`` and ``config`` (by these names)."""
+
+    def __call__(self, state: ChatState, config: RunnableConfig) -> dict[str, Any]: ...
 
 
 class ConversationMemory(Protocol):
@@ -54,7 +57,7 @@ class ConversationMemory(Protocol):
     def add(self, user_id: str, messages: Any, session_id: str | None = ...) -> list[str]: ...
 
 
-def _setting(state: ChatState, config: RunnableConfig | None, key: str) -> Any:
+def _setting(state: Mapping[str, Any], config: RunnableConfig | None, key: str) -> Any:
     """A value from the state, else from ``configurable`` (how a server passes it)."""
     return state.get(key) or ((config or {}).get("configurable") or {}).get(key)
 

@@ -55,7 +55,7 @@ def build_consolidate_graph(deps: Deps) -> Any:
         index = store.index(user_id)
         order = np.argsort(index.seqs, kind="stable")
         fresh = [n for n in order if index.seqs[n] > mark][:settings.batch_episodes]
-        episodes = [index.episode(index.ids[n]) for n in fresh]
+        episodes = [index.episode_at(int(n)) for n in fresh]
         last = int(index.seqs[fresh[-1]]) if fresh else mark
         return {"episodes": episodes, "last_seq": last, "counts": Counter(episodes=len(episodes))}
 
@@ -104,6 +104,7 @@ def build_consolidate_graph(deps: Deps) -> Any:
                 vector, kind, settings.entity_similarity) if vector is not None else None)
             if vector is None and known is not None:
                 vector = graph.entity_vectors[known]
+            assert vector is not None, f"entity {name!r} is neither known nor embedded"
             made = graph.upsert_entity(name, kind, evidence, vector, known)
             entities.add(made.id)
             return made.id
@@ -124,7 +125,8 @@ def build_consolidate_graph(deps: Deps) -> Any:
         for session_id in dict.fromkeys(e.session_id for e in state["episodes"]):
             ids = store.ordered_ids(user_id, session_id)
             first = store.get(user_id, ids[:1])
-            made = profile.summarise(session_id, ids, first[0].event_time, settings.summary_sentences) if first else None
+            made = (profile.summarise(session_id, ids, first[0].event_time, settings.summary_sentences)
+                    if first else None)
             if made is not None:
                 changed.add(made[0].id)
         return {"statements": changed}
@@ -167,7 +169,8 @@ def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile
     for statement_id in state["statements"]:
         s = profile.get(statement_id)
         if s is not None and s.kind == "statement":
-            changed.append(usage.note(s.id, "statement", s.valid_from, importance_of_statement(s.category, s.confidence)))
+            importance = importance_of_statement(s.category, s.confidence)
+            changed.append(usage.note(s.id, "statement", s.valid_from, importance))
     for r in state["relations"].values():
         importance = relation_importance(usage.records[i].importance for i in r.evidence_ids if i in usage.records)
         changed.append(usage.note(r.id, "relation", r.valid_from, importance))
@@ -203,7 +206,8 @@ def build_forget_graph(deps: Deps) -> Any:
 
     def apply(state: ForgetState) -> ForgetState:
         usage = tiers.usage(state["user_id"])
-        changed = [usage.put(replace(usage.records[d.item_id], archived=d.action == forgetting.ARCHIVE, reason=d.reason))
+        changed = [usage.put(replace(usage.records[d.item_id], archived=d.action == forgetting.ARCHIVE,
+                                     reason=d.reason))
                    for d in state["decisions"] if d.changes]
         tiers.write_usage(changed)
         return {}

@@ -11,6 +11,7 @@ retrieval policy; expand adds the adjacent turns of the best hits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -26,7 +27,7 @@ from memagent.timeparse import find_time_ranges
 from memagent.types import SearchHit, Signal, TimeRange
 
 
-def _inside(when_us: int | None, bounds: list[tuple[int | None, int | None]]) -> bool:
+def _inside(when_us: int | None, bounds: Sequence[tuple[int | None, int | None]]) -> bool:
     """Whether a time (µs since epoch) lies in any half-open ``[start, end)``; None = open."""
     if when_us is None:
         return False
@@ -84,10 +85,11 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
         vector = state.get("vector")
         if vector is None and (Signal.VECTOR in signals or use_facts):
             vector = deps.embedder.embed([state["query"]])[0]
-        found = vector_hits(state, vector) if Signal.VECTOR in signals else {}
+        # (vector is not None whenever VECTOR or FACT hits are wanted: the checks are for mypy)
+        found = vector_hits(state, vector) if Signal.VECTOR in signals and vector is not None else {}
         hidden = frozenset() if state.get("include_archived") else policy.hidden_by_archive(
             tiers.usage(state["user_id"]).archived, found.get(Signal.VECTOR, []), forgetting.fallback_min_similarity)
-        if use_facts:
+        if use_facts and vector is not None:
             found[Signal.FACT] = fact_hits(state, vector, hidden)
         if Signal.LEXICAL in signals:
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
@@ -102,10 +104,10 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
         for item, sim in hits:
             for episode_id in item.evidence_ids:
                 best[episode_id] = max(best.get(episode_id, -1.0), sim)
-        if state.get("since") or state.get("until"):
+        since, until = state.get("since"), state.get("until")
+        if since or until:
             index = store.index(state["user_id"])
-            bounds = [(micros(state["since"]) if state.get("since") else None,
-                       micros(state["until"]) if state.get("until") else None)]
+            bounds = [(micros(since) if since else None, micros(until) if until else None)]
             best = {i: s for i, s in best.items() if _inside(index.event_time_us(i), bounds)}
         return sorted(best.items(), key=lambda kv: -kv[1])
 
@@ -115,8 +117,9 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
                    Signal.TIME: settings.vector_weight, Signal.FACT: settings.fact_weight}
         tuned = {s: w * learned.weight(f"signal:{s.value}") for s, w in weights.items()}
         fused = policy.fuse(state["found"], tuned)
-        if state.get("route") and state.get("vector") is not None:
-            rated = learned.rated_like(state["vector"], state["route"], feedback.similar_question)
+        route, vector = state.get("route"), state.get("vector")
+        if route and vector is not None:
+            rated = learned.rated_like(vector, route, feedback.similar_question)
             fused = policy.apply_feedback(fused, rated, feedback.demote_factor)
         if state["ranges"]:
             index = store.index(state["user_id"])
@@ -129,15 +132,17 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
         fused, settings = state["fused"], state["settings"]
         index = store.index(state["user_id"])
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
-            bounds = [(micros(state["since"]) if state.get("since") else None,
-                       micros(state["until"]) if state.get("until") else None)]
+            since, until = state.get("since"), state.get("until")
+            bounds = [(micros(since) if since else None, micros(until) if until else None)]
             hidden = state.get("hidden", frozenset())
-            neighbours = {i: [j for j in index.adjacent(i) if _inside(index.event_time_us(j), bounds) and j not in hidden]
+            neighbours = {i: [j for j in index.adjacent(i)
+                              if _inside(index.event_time_us(j), bounds) and j not in hidden]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
             fused = policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
         # a correction the user gave stands for the memories that agree with it
-        supports = {i: [j for j in index.episode(i).metadata.get("supports", []) if j in index.row_of]
-                    for i, _ in policy.rank(fused, settings.neighbour_hits) if index.episode(i) is not None}
+        supports = {i: [j for j in supported.metadata.get("supports", []) if j in index.row_of]
+                    for i, _ in policy.rank(fused, settings.neighbour_hits)
+                    if (supported := index.episode(i)) is not None}
         fused = policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, settings.support_decay)
         hits = []
         for i, scored in policy.rank(fused, state["k"]):

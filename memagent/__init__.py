@@ -37,8 +37,8 @@ from memagent.errors import (
     UnsupportedError,
 )
 from memagent.memory import Memory
-from memagent.store import Backend, InMemoryBackend, LanceBackend
 from memagent.presets import available_presets, load_preset
+from memagent.store import Backend, InMemoryBackend, LanceBackend
 from memagent.types import (
     Answer,
     Category,

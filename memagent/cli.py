@@ -172,9 +172,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.benchmark == "locomo":
         convs = args.conversations.split(",") if args.conversations else None
         summary = harness.run_locomo(args.file, out, limit=args.limit, conversations=convs,
-                                     **({"ks": ks} if ks else {}))
+                                     ks=ks or harness.LOCOMO_KS)
     else:
-        summary = harness.run_longmemeval(args.file, out, limit=args.limit, **({"ks": ks} if ks else {}))
+        summary = harness.run_longmemeval(args.file, out, limit=args.limit, ks=ks or harness.LONGMEMEVAL_KS)
     print(summary["report"])
     print(f"records: {out}/records.jsonl | summary: {out}/summary.json | plot: {out}/plot.png")
     return 0
@@ -234,7 +234,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memagent", description="Lifelong personal memory for LLM assistants.")
-    parser.add_argument("--data-dir", default=None, help=f"data directory or LanceDB URI (default ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"data directory or LanceDB URI (default ./{DEFAULT_DATA_DIR})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="ingest the shipped sample conversation and run a few searches")

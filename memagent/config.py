@@ -15,13 +15,17 @@ class RetrievalSettings(BaseModel):
     candidates: int = Field(60, ge=1, le=1000, description="hits each signal contributes before fusion")
     lexical_weight: float = Field(0.6, ge=0, description="weight of normalised BM25 scores")
     vector_weight: float = Field(0.4, ge=0, description="weight of normalised cosine similarities")
-    lexical_context: bool = Field(True, description="BM25 over each turn with the turn before it; False = the turn alone")
-    time_boost: float = Field(0.5, ge=0, description="hits inside a time range named in the query gain this times the best score")
+    lexical_context: bool = Field(True,
+                                  description="BM25 over each turn with the turn before it; False = the turn alone")
+    time_boost: float = Field(0.5, ge=0,
+                              description="hits inside a time range named in the query gain this times the best score")
     neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")
     neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
-    fact_weight: float = Field(0.3, ge=0, description="weight of profile statements and graph facts that point at an episode")
+    fact_weight: float = Field(0.3, ge=0,
+                               description="weight of profile statements and graph facts that point at an episode")
     fact_candidates: int = Field(20, ge=0, le=1000, description="derived items matched per query; 0 = episodes only")
-    support_decay: float = Field(0.9, ge=0, le=1, description="score a correction lends to the episodes that agree with it, relative to its own")
+    support_decay: float = Field(
+        0.9, ge=0, le=1, description="score a correction lends to the episodes that agree with it, relative to its own")
 
 
 class StorageSettings(BaseModel):
@@ -29,11 +33,13 @@ class StorageSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    vector_index_min_rows: int = Field(100_000, ge=256, description="build the ANN index once the table holds this many rows")
+    vector_index_min_rows: int = Field(100_000, ge=256,
+                                       description="build the ANN index once the table holds this many rows")
     exact_search_max_user_rows: int = Field(50_000, ge=0, description="users with fewer rows get exact vector search")
     optimize_every_writes: int = Field(50, ge=1, description="refresh indexes and compact after this many writes")
     optimize_every_rows: int = Field(2000, ge=1, description="... or after this many new rows, whichever comes first")
-    keep_versions_hours: float = Field(1.0, ge=0, description="table versions older than this are cleaned up on optimize")
+    keep_versions_hours: float = Field(1.0, ge=0,
+                                       description="table versions older than this are cleaned up on optimize")
 
 
 class ConsolidationSettings(BaseModel):
@@ -42,10 +48,12 @@ class ConsolidationSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_episodes: int = Field(256, ge=1, description="episodes read, extracted and written per step")
-    merge_similarity: float = Field(0.86, ge=0, le=1, description="cosine above which two statements of one subject and category merge")
+    merge_similarity: float = Field(0.86, ge=0, le=1,
+                                    description="cosine above which two statements of one subject and category merge")
     entity_similarity: float = Field(0.9, ge=0, le=1, description="cosine above which two entity names are one entity")
     summary_sentences: int = Field(3, ge=1, description="statements in an extractive session summary")
-    min_new_episodes: int = Field(1, ge=1, description="a user is due for consolidation with this many new episodes ...")
+    min_new_episodes: int = Field(1, ge=1,
+                                  description="a user is due for consolidation with this many new episodes ...")
     max_delay_s: float = Field(3600.0, ge=0, description="... or when the oldest new episode is this old")
 
 
@@ -56,8 +64,10 @@ class AnswerSettings(BaseModel):
 
     context_tokens: int = Field(1500, ge=16, description="token budget of the context block (WordPiece tokens)")
     answer_evidence: int = Field(8, ge=1, description="memories whose sentences the extractive answer reads")
-    min_similarity: float = Field(0.25, ge=-1, le=1, description="abstain when the answering sentence is less similar to the question")
-    sentence_cache: int = Field(20_000, ge=0, description="sentence embeddings kept per process for answers (all users together); 0 = none")
+    min_similarity: float = Field(0.25, ge=-1, le=1,
+                                  description="abstain when the answering sentence is less similar to the question")
+    sentence_cache: int = Field(
+        20_000, ge=0, description="sentence embeddings kept per process for answers (all users together); 0 = none")
 
 
 class ScheduleSettings(BaseModel):
@@ -69,7 +79,8 @@ class ScheduleSettings(BaseModel):
     forget_every_s: float = Field(86_400.0, gt=0, description="run the forgetting policy over every user this often")
     maintain_every_s: float = Field(3_600.0, gt=0, description="compact storage and refresh indexes this often")
     job_store: str = Field("memory", description='"memory", or a SQLAlchemy URL for a persistent job store')
-    max_retries: int = Field(5, ge=0, description="a failing job is retried this many times before it waits for its next run")
+    max_retries: int = Field(5, ge=0,
+                             description="a failing job is retried this many times before it waits for its next run")
     backoff_s: float = Field(30.0, gt=0, description="first retry delay; doubles on each retry")
     backoff_max_s: float = Field(3_600.0, gt=0, description="longest retry delay")
 
@@ -84,13 +95,19 @@ class ForgettingSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = Field(True, description="run the forgetting policy; False = nothing is ever archived or restored")
-    base_days: float = Field(30.0, gt=0, description="stability of an unimportant, never used memory (retention 1/e after this many days)")
-    importance_gain: float = Field(25.0, ge=0, description="stability is multiplied by 1 + this * importance (importance in [0, 1])")
-    reinforcement_gain: float = Field(0.5, ge=0, description="each use in an answer or good rating multiplies stability by 1 + this")
+    base_days: float = Field(
+        30.0, gt=0, description="stability of an unimportant, never used memory (retention 1/e after this many days)")
+    importance_gain: float = Field(
+        25.0, ge=0, description="stability is multiplied by 1 + this * importance (importance in [0, 1])")
+    reinforcement_gain: float = Field(
+        0.5, ge=0, description="each use in an answer or good rating multiplies stability by 1 + this")
     demotion: float = Field(1.0, ge=0, description="each bad rating divides stability by 1 + this")
-    archive_below: float = Field(0.15, ge=0, le=1, description="archive a memory once its retention falls below this; 0 = never archive")
+    archive_below: float = Field(0.15, ge=0, le=1,
+                                 description="archive a memory once its retention falls below this; 0 = never archive")
     min_age_days: float = Field(14.0, ge=0, description="memories younger than this (event time) are never archived")
-    fallback_min_similarity: float = Field(0.3, ge=-1, le=1, description="search also reads archived memories when the best active hit's cosine similarity is below this")
+    fallback_min_similarity: float = Field(
+        0.3, ge=-1, le=1,
+        description="search also reads archived memories when the best active hit's cosine similarity is below this")
 
 
 class FeedbackSettings(BaseModel):
@@ -98,12 +115,20 @@ class FeedbackSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    learning_rate: float = Field(0.1, gt=0, le=1, description="step of the per-user signal and route weights after each rating")
-    min_weight: float = Field(0.25, gt=0, description="lower clamp of a per-user signal or route weight (1.0 = unchanged)")
+    learning_rate: float = Field(0.1, gt=0, le=1,
+                                 description="step of the per-user signal and route weights after each rating")
+    min_weight: float = Field(0.25, gt=0,
+                              description="lower clamp of a per-user signal or route weight (1.0 = unchanged)")
     max_weight: float = Field(4.0, gt=0, description="upper clamp of a per-user signal or route weight")
-    correction_importance: float = Field(1.0, ge=0, le=1, description="importance of the episode a correction stores (it is also pinned)")
-    demote_factor: float = Field(0.5, ge=0, le=1, description="a bad rating multiplies the ranking score of the memories it used by this, for questions like the rated one")
-    similar_question: float = Field(0.7, ge=-1, le=1, description="a rating counts for a question of the same route at least this similar (cosine) to the rated one")
+    correction_importance: float = Field(
+        1.0, ge=0, le=1, description="importance of the episode a correction stores (it is also pinned)")
+    demote_factor: float = Field(
+        0.5, ge=0, le=1,
+        description="a bad rating multiplies the ranking score of the memories it used by this, "
+                    "for questions like the rated one")
+    similar_question: float = Field(
+        0.7, ge=-1, le=1,
+        description="a rating counts for a question of the same route at least this similar (cosine) to the rated one")
 
     @model_validator(mode="after")
     def _clamps_in_order(self) -> FeedbackSettings:
@@ -121,8 +146,10 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: str | Path = Field("memagent-data", description="a local directory, or a LanceDB URI such as s3://bucket/path")
-    embedder_path: str | None = Field(None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
+    data_dir: str | Path = Field("memagent-data",
+                                 description="a local directory, or a LanceDB URI such as s3://bucket/path")
+    embedder_path: str | None = Field(
+        None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
     max_message_chars: int = Field(32_000, ge=1)
     max_batch: int = Field(10_000, ge=1, description="messages per add() call")
     embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")

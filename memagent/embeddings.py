@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,11 +34,13 @@ class Embedder(Protocol):
 
 
 SMALL_BATCH = 4
-_MODELS: dict[str, object] = {}
+# A SentenceTransformer, kept as Any: its methods differ across the supported
+# sentence-transformers releases (3 to 6), hence the getattr in ``dimension``.
+_MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-def _load_sentence_transformer(path: str) -> object:
+def _load_sentence_transformer(path: str) -> Any:
     """Load a sentence-transformers model from a local path, once per process."""
     with _LOCK:
         if path not in _MODELS:
@@ -77,7 +79,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.name = os.path.basename(self.path.rstrip("/")) if self.path else "all-MiniLM-L6-v2"
 
-    def _model(self) -> object:
+    def _model(self) -> Any:
         if self.path is None:
             self.path = packaged_model_path()
         return _load_sentence_transformer(self.path)
@@ -106,7 +108,7 @@ class SentenceTransformerEmbedder:
             finally:
                 torch.set_num_threads(threads)
 
-    def _encode(self, model: object, texts: Sequence[str]) -> np.ndarray:
+    def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
         vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
@@ -140,12 +142,14 @@ class TextVectors:
 
     def get(self, user_id: str, texts: Sequence[str]) -> np.ndarray:
         """The vectors of ``texts`` (embedding only those not cached), row for row."""
+        found: dict[str, np.ndarray] = {}
         with self._lock:
-            found = {t: self._entries.get((user_id, t)) for t in dict.fromkeys(texts)}
-            for t, v in found.items():
-                if v is not None:
+            for t in dict.fromkeys(texts):
+                cached = self._entries.get((user_id, t))
+                if cached is not None:
+                    found[t] = cached
                     self._entries.move_to_end((user_id, t))
-        missing = [t for t, v in found.items() if v is None]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             fresh = self.embedder.embed(missing)
             with self._lock:

@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from memagent.errors import LockTimeout
@@ -61,10 +61,8 @@ def _after_fork_in_child() -> None:
     global _slots, _slots_lock
     for slot in _slots.values():
         if slot.fd is not None:
-            try:
+            with suppress(OSError):
                 os.close(slot.fd)
-            except OSError:
-                pass
     _slots, _slots_lock = {}, threading.Lock()
 
 

@@ -12,6 +12,7 @@ over one backend: a LanceDB directory by default, any ``memagent.store.Backend``
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -63,6 +64,14 @@ def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be a non-empty string")
     return value.strip()
+
+
+def _write_lines(handle: IO[str], lines: Iterable[str]) -> int:
+    count = 0
+    for line in lines:
+        handle.write(line + "\n")
+        count += 1
+    return count
 
 
 class Memory:
@@ -406,6 +415,7 @@ class Memory:
             raise EpisodeNotFoundError(user_id, episode_id)
         return found[0]
 
+    # From here on, a bare ``list`` in this class's annotations is this method (for mypy): write builtins.list.
     def list(self, user_id: str, offset: int = 0, limit: int = 50,
              session_id: str | None = None) -> Page[Episode]:
         """A page of a user's episodes in the order they were written."""
@@ -421,7 +431,7 @@ class Memory:
         """How many episodes a user has."""
         return self.episodes.count(check_id(user_id))
 
-    def users(self) -> list[str]:
+    def users(self) -> builtins.list[str]:
         """Every user with at least one episode."""
         return self.episodes.users()
 
@@ -431,16 +441,10 @@ class Memory:
         lines = dump_lines(self.episodes.iter_user(user_id))
         if destination is None:
             return "".join(line + "\n" for line in lines)
-        count = 0
-        handle = open(destination, "w", encoding="utf-8") if isinstance(destination, (str, Path)) else destination
-        try:
-            for line in lines:
-                handle.write(line + "\n")
-                count += 1
-        finally:
-            if isinstance(destination, (str, Path)):
-                handle.close()
-        return count
+        if isinstance(destination, (str, Path)):
+            with open(destination, "w", encoding="utf-8") as handle:
+                return _write_lines(handle, lines)
+        return _write_lines(destination, lines)
 
     def _require_user(self, user_id: str) -> None:
         if self.episodes.count(check_id(user_id)) == 0:
@@ -488,8 +492,8 @@ class Memory:
         self.close()
 
     # --- async: the same code, run in a worker thread ---------------------------
-    async def aadd(self, user_id: str, messages: Any, session_id: str | None = None, **kw: Any) -> list[str]:
+    async def aadd(self, user_id: str, messages: Any, session_id: str | None = None, **kw: Any) -> builtins.list[str]:
         return await asyncio.to_thread(self.add, user_id, messages, session_id, **kw)
 
-    async def asearch(self, user_id: str, query: str, k: int = 10, **kw: Any) -> list[SearchHit]:
+    async def asearch(self, user_id: str, query: str, k: int = 10, **kw: Any) -> builtins.list[SearchHit]:
         return await asyncio.to_thread(self.search, user_id, query, k, **kw)

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -25,9 +26,9 @@ from pydantic import BaseModel, ValidationError
 from memagent.config import Config
 from memagent.errors import ConfigError
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+else:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
 PACKAGE = "memagent.policies"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from dateutil import parser as dateparser
 from dateutil.relativedelta import relativedelta
@@ -88,19 +88,25 @@ def _parse_free_text(text: str) -> datetime:
 # --- time expressions inside questions -------------------------------------
 
 _MONTH_NAMES = "|".join(sorted((m for m in MONTHS), key=len, reverse=True))
-_NUM = r"(?P<num>\d+|a couple of|couple of|a few|few|several|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_NUM = (r"(?P<num>\d+|a couple of|couple of|a few|few|several|an|a|one|two|three|four|five|six|seven|eight|nine|ten|"
+        r"eleven|twelve)")
 _UNIT = r"(?P<unit>day|week|month|year)s?"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("iso", re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b")),
-    ("dmy", re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>{_MONTH_NAMES})\.?,?\s+(?P<y>\d{{4}})\b", re.I)),
-    ("mdy", re.compile(rf"\b(?P<month>{_MONTH_NAMES})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b", re.I)),
+    ("dmy", re.compile(
+        rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>{_MONTH_NAMES})\.?,?\s+(?P<y>\d{{4}})\b", re.I)),
+    ("mdy", re.compile(
+        rf"\b(?P<month>{_MONTH_NAMES})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b", re.I)),
     ("month_year", re.compile(rf"\b(?P<month>{_MONTH_NAMES})\.?,?\s+(?P<y>\d{{4}})\b", re.I)),
     ("ago", re.compile(rf"\b{_NUM}\s+{_UNIT}\s+ago\b", re.I)),
     ("relative_unit", re.compile(r"\b(?P<which>last|this|next|past)\s+(?P<unit>week|month|year|weekend)\b", re.I)),
     ("relative_day", re.compile(r"\b(?P<word>yesterday|today|tonight|tomorrow|last night)\b", re.I)),
-    ("relative_weekday", re.compile(r"\b(?P<which>last|this|next|on)\s+(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
-    ("relative_month", re.compile(rf"\b(?P<which>last|this|next|in|during|since|of)\s+(?P<month>{_MONTH_NAMES})\b(?!\s+\d)", re.I)),
+    ("relative_weekday", re.compile(
+        r"\b(?P<which>last|this|next|on)\s+"
+        r"(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
+    ("relative_month", re.compile(
+        rf"\b(?P<which>last|this|next|in|during|since|of)\s+(?P<month>{_MONTH_NAMES})\b(?!\s+\d)", re.I)),
     ("year", re.compile(r"\b(?P<which>in|during|since|of|last|from)?\s*(?P<y>(?:19|20)\d{2})\b", re.I)),
 ]
 
@@ -130,11 +136,11 @@ def find_time_ranges(text: str, now: datetime, future: bool = False) -> list[Tim
     return ranges
 
 
-def _day(d: date, tz: timezone | None) -> datetime:
+def _day(d: date, tz: tzinfo | None) -> datetime:
     return datetime.combine(d, time(), tzinfo=tz or UTC)
 
 
-def _month_range(year: int, month: int, tz: timezone | None) -> tuple[datetime, datetime]:
+def _month_range(year: int, month: int, tz: tzinfo | None) -> tuple[datetime, datetime]:
     start = _day(date(year, month, 1), tz)
     return start, start + relativedelta(months=1)
 
@@ -160,7 +166,8 @@ def _resolve_ago(m: re.Match[str], now: datetime) -> tuple[datetime, datetime]:
     raw = m.group("num").lower()
     n = int(raw) if raw.isdigit() else NUMBER_WORDS[raw]
     unit = m.group("unit").lower()
-    point = now - relativedelta(**{unit + "s": n})
+    point = now - {"day": relativedelta(days=n), "week": relativedelta(weeks=n),
+                   "month": relativedelta(months=n), "year": relativedelta(years=n)}[unit]
     # The further back, the vaguer people are: widen the window with the unit.
     slack = {"day": timedelta(days=1), "week": timedelta(days=4),
              "month": timedelta(days=16), "year": timedelta(days=183)}[unit]
@@ -172,8 +179,9 @@ def _resolve_relative_unit(m: re.Match[str], now: datetime) -> tuple[datetime, d
     which, unit = m.group("which").lower(), m.group("unit").lower()
     today = _day(now.date(), now.tzinfo)
     if which == "past":
-        delta = {"week": timedelta(days=7), "month": relativedelta(months=1),
-                 "year": relativedelta(years=1), "weekend": timedelta(days=7)}[unit]
+        spans: dict[str, timedelta | relativedelta] = {"week": timedelta(days=7), "month": relativedelta(months=1),
+                                                       "year": relativedelta(years=1), "weekend": timedelta(days=7)}
+        delta = spans[unit]
         return today - delta, today + timedelta(days=1)
     shift = {"last": -1, "this": 0, "next": 1}[which]
     if unit in ("week", "weekend"):

@@ -43,7 +43,8 @@ _SLOT_QUESTIONS = {
     "home": re.compile(r"\bwhere (?:do|does|did)\b.*\blive\b|\b(?:which|what) (?:city|town|country)\b.*\blive\b|"
                        r"\bwhere\b.*\b(?:home|based)\b", re.I),
     "employer": re.compile(r"\bwhere (?:do|does)\b.*\bwork\b|\b(?:employer|which company|what company)\b", re.I),
-    "job": re.compile(r"\bwhat\b.*\b(?:job|occupation|profession)\b|\bwhat (?:do|does)\b.*\bdo for (?:a )?(?:living|work)\b", re.I),
+    "job": re.compile(r"\bwhat\b.*\b(?:job|occupation|profession)\b|"
+                      r"\bwhat (?:do|does)\b.*\bdo for (?:a )?(?:living|work)\b", re.I),
     "partner": re.compile(r"\b(?:relationship status|who is\b.*\b(?:partner|married to|dating))\b", re.I),
 }
 

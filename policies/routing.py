@@ -175,7 +175,8 @@ CUES: tuple[Cue, ...] = (
                              r"|\bhow (does|do) \w+ feel\b|\bcare about\b"),
     _cue("likes", A, 0.2, r"\b(does|do) \w+('s)? (\w+ )?(like|love|enjoy|dislike|hate|value)\b"
                           r"|\bmakes? \w+ (happy|sad|angry)\b"),
-    _cue("how adj", A, 0.2, r"^how (\w+) (is|am|are)\b|^how (does|do) \w+ (handle|balance|deal|cope|react|relax|spend)\b"),
+    _cue("how adj", A, 0.2, r"^how (\w+) (is|am|are)\b"
+                            r"|^how (does|do) \w+ (handle|balance|deal|cope|react|relax|spend)\b"),
     _cue("collection", A, 0.3, r"^\s*(what|which) (\w+ )?\w+s (has|have) \w+"
                                r"|\b(has|have) \w+ ever\b|\bover the years\b"),
     # extraction: past events, names, places, amounts, dates

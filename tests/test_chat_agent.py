@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import scripted
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
+from fakes import scripted
 from memagent.graphs import chat_agent
 from memagent.graphs.chat_agent import build_chat_agent, recall_node, remember_node
 from memagent.tools import memory_tools

@@ -9,9 +9,9 @@ import pytest
 from fakes import scripted
 from memagent import Memory
 from memagent.records import Kind
+from memagent.types import Category, Signal
 
 STATEMENTS, ENTITIES, RELATIONS, USAGE = Kind.STATEMENT, Kind.ENTITY, Kind.RELATION, Kind.USAGE
-from memagent.types import Category, Signal
 
 
 def say(memory: Memory, user: str, session: str, when: str, *texts: str, role: str = "Sam") -> list[str]:

@@ -16,7 +16,8 @@ from memagent.eval.longmemeval import load as load_longmemeval
 def locomo_file(tmp_path):
     def session(n, date, turns):
         return {f"session_{n}_date_time": date,
-                f"session_{n}": [{"speaker": s, "dia_id": f"D{n}:{i + 1}", "text": t} for i, (s, t) in enumerate(turns)]}
+                f"session_{n}": [{"speaker": s, "dia_id": f"D{n}:{i + 1}", "text": t}
+                                 for i, (s, t) in enumerate(turns)]}
 
     conv = {"speaker_a": "Ann", "speaker_b": "Ben"}
     conv.update(session(1, "1:56 pm on 8 May, 2023", [
@@ -30,7 +31,8 @@ def locomo_file(tmp_path):
         {"question": "When did Ann adopt her dog?", "answer": "7 May 2023", "evidence": ["D1:1"], "category": 2},
         {"question": "What hobbies and trips does Ben have?", "answer": "pottery, Lisbon",
          "evidence": ["D1:4", "D2:3"], "category": 1},
-        {"question": "Who teaches Ben pottery?", "answer": "Mrs Ito; a local potter", "evidence": ["D2:1"], "category": 3},
+        {"question": "Who teaches Ben pottery?", "answer": "Mrs Ito; a local potter", "evidence": ["D2:1"],
+         "category": 3},
         {"question": "What is Ann's cat called?", "adversarial_answer": "Rex", "evidence": [], "category": 5},
     ]
     path = tmp_path / "locomo.json"

@@ -6,8 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from memagent import InvalidInputError, Memory
-from memagent import TraceNotFoundError
+from memagent import InvalidInputError, Memory, TraceNotFoundError
 from memagent.policies.forgetting import stability_days
 from memagent.records import Kind
 from memagent.tiers.usage import item_state
@@ -152,7 +151,8 @@ def test_rating_an_answer_again_replaces_the_earlier_rating(memory):
 
 
 def test_bad_ratings_demote_a_memory_for_that_route_only(memory):
-    ids = add(memory, "u", "s1", "2023-03-01", "I went hiking in the Alps in May.", "I went hiking in the Andes in June.")
+    ids = add(memory, "u", "s1", "2023-03-01", "I went hiking in the Alps in May.",
+              "I went hiking in the Andes in June.")
     memory.consolidate("u")
     answer = memory.ask("u", "Where did I go hiking?", at="2023-07-01", route="extraction")
     top = answer.episode_ids[0]
@@ -206,7 +206,8 @@ def test_a_favourite_question_about_something_else_or_someone_else_is_not_the_us
 
 def test_deleting_a_rated_episode_deletes_its_ratings_and_no_other_users(memory):
     for user in ("u", "v"):
-        add(memory, user, "s1", "2023-03-01", "I went hiking in the Alps in May.", "I went hiking in the Andes in June.")
+        add(memory, user, "s1", "2023-03-01", "I went hiking in the Alps in May.",
+            "I went hiking in the Andes in June.")
         answer = memory.ask(user, "Where did I go hiking?", at="2023-07-01", route="extraction")
         memory.feedback(answer.trace_id, "bad")
     rated = {r.item_id for r in memory.tiers.usage("u").ratings}

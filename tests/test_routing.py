@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fakes import scripted
 
+from fakes import scripted
 from memagent.llm import ChatAdapter
 from memagent.policies import routing
 from memagent.routing import Router

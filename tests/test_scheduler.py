@@ -19,8 +19,8 @@ from memagent import Memory, cli
 from memagent.config import Config, ConsolidationSettings, ScheduleSettings
 from memagent.errors import ConfigError, MemagentError
 from memagent.locks import LockTimeout, UserLocks
-from memagent.scheduler import JobError, MemoryScheduler, run_stored_job
 from memagent.records import Kind
+from memagent.scheduler import JobError, MemoryScheduler, run_stored_job
 
 STATEMENTS, ENTITIES, RELATIONS = Kind.STATEMENT, Kind.ENTITY, Kind.RELATION
 
@@ -221,9 +221,8 @@ def test_the_user_lock_excludes_another_process_and_skips_the_user(memory):
         locks = UserLocks(data)
         with locks.hold(user, blocking=False) as held:
             assert held is False
-        with pytest.raises(LockTimeout) as caught:
-            with locks.hold(user, timeout=0.2):
-                pass
+        with pytest.raises(LockTimeout) as caught, locks.hold(user, timeout=0.2):
+            pass
         assert isinstance(caught.value, TimeoutError) and isinstance(caught.value, MemagentError)
         with locks.hold("bob", blocking=False) as held:  # other users are free
             assert held is True
@@ -429,7 +428,7 @@ def test_serve_stops_cleanly_on_sigterm_and_its_work_is_persisted(tmp_path, embe
     data = tmp_path / "d"
     with Memory(data, embedder=embedder) as memory:
         say(memory, "ann", *LINES)
-    out = open(tmp_path / "out.txt", "w+")
+    out = open(tmp_path / "out.txt", "w+")  # noqa: SIM115 (the server writes to it while the test runs)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen([sys.executable, "-m", "memagent.cli", "--data-dir", str(data), "serve",
                                "--consolidate-every", "0.5"], stdout=out, stderr=subprocess.PIPE, text=True, env=env)

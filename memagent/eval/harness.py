@@ -64,7 +64,8 @@ def routed_answer(k: int = 100) -> AnswerFn:
         start = time.perf_counter()
         result = memory.ask(user_id, question, at=now)
         latency = (time.perf_counter() - start) * 1000
-        ids = list(dict.fromkeys(result.episode_ids + [h.episode.id for h in memory.search(user_id, question, k=k, now=now)]))
+        searched = [h.episode.id for h in memory.search(user_id, question, k=k, now=now)]
+        ids = list(dict.fromkeys(result.episode_ids + searched))
         sources = {e.id: e.source_id for e in memory.episodes.get(user_id, ids)}
         return Answer(text=result.text, evidence_ids=[sources.get(i) or i for i in ids], route=result.route.value,
                       context_tokens=result.context_tokens, llm_calls=result.llm_calls, latency_ms=latency,
@@ -243,7 +244,7 @@ def _longmemeval_retrieval(item: longmemeval.Haystack, retrieved: list[str], ks:
 
 def summarise_longmemeval(records: list[dict[str, Any]], ks: tuple[int, ...], judge: Any = None) -> dict[str, Any]:
     scored = [r for r in records if "turn_retrieval" in r]
-    retrieval: dict[str, dict[str, float]] = {}
+    retrieval: dict[str, dict[str, float | None]] = {}
     for level in ("session", "turn"):
         for k in ks:
             values = [r[f"{level}_retrieval"][str(k)] for r in scored]
@@ -259,11 +260,13 @@ def summarise_longmemeval(records: list[dict[str, Any]], ks: tuple[int, ...], ju
                 row[f"session recall_any@{k}"] = _mean(r["session_retrieval"][str(k)][0] for r in group
                                                        if "session_retrieval" in r)
         if judge is not None:
-            row["accuracy"] = _mean(float(r["judge"]) for r in group if not r["abstention"] and r.get("judge") is not None)
+            row["accuracy"] = _mean(float(r["judge"]) for r in group
+                                    if not r["abstention"] and r.get("judge") is not None)
         by_type[qtype] = row
-    result = {"benchmark": "longmemeval", "table": by_type, "retrieval": retrieval, "cost": _cost(records),
-              "judge_model": _model_name(judge), "unjudged": _unjudged(records, judge), "questions": len(records),
-              "abstention_questions": sum(1 for r in records if r["abstention"])}
+    result: dict[str, Any] = {
+        "benchmark": "longmemeval", "table": by_type, "retrieval": retrieval, "cost": _cost(records),
+        "judge_model": _model_name(judge), "unjudged": _unjudged(records, judge), "questions": len(records),
+        "abstention_questions": sum(1 for r in records if r["abstention"])}
     if judge is not None:
         accuracies = [row["accuracy"] for row in by_type.values() if row["accuracy"] is not None]
         result["task_averaged_accuracy"] = _mean(accuracies)

@@ -29,8 +29,7 @@ _STEMMER = None
 
 def distinct(ids: Sequence[str]) -> list[str]:
     """The ids in order, each once."""
-    seen: set[str] = set()
-    return [i for i in ids if not (i in seen or seen.add(i))]
+    return list(dict.fromkeys(ids))
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -32,7 +32,8 @@ def markdown(summary: dict[str, Any]) -> str:
     if summary["benchmark"] == "longmemeval":
         lines.append("\n| retrieval | recall_any | recall_all | ndcg_any |\n|---|---:|---:|---:|")
         for name, row in summary["retrieval"].items():
-            lines.append(f"| {name} | {_cell(row['recall_any'])} | {_cell(row['recall_all'])} | {_cell(row['ndcg_any'])} |")
+            cells = [_cell(row[c]) for c in ("recall_any", "recall_all", "ndcg_any")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         if summary.get("judge_model"):
             lines.append(f"\ntask-averaged accuracy {_cell(summary['task_averaged_accuracy'])}, overall "
                          f"{_cell(summary['overall_accuracy'])}, abstention {_cell(summary['abstention_accuracy'])}")
@@ -72,7 +73,8 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         for level in ("session", "turn"):
             items = [(int(name.split("@")[1]), row["recall_any"]) for name, row in summary["retrieval"].items()
                      if name.startswith(level)]
-            curves.plot([k for k, _ in items], [100 * (v or 0) for _, v in items], marker="o", label=f"{level} recall_any")
+            curves.plot([k for k, _ in items], [100 * (v or 0) for _, v in items], marker="o",
+                        label=f"{level} recall_any")
         curves.set_ylabel("recall@k (%)")
     bars.tick_params(axis="x", rotation=45, labelsize=8)
     curves.set_xscale("log")

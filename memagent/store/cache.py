@@ -78,8 +78,10 @@ class UserIndex:
     # --- reads -----------------------------------------------------------------
     def episode(self, episode_id: str) -> Episode | None:
         n = self.row_of.get(episode_id)
-        if n is None:
-            return None
+        return None if n is None else self.episode_at(n)
+
+    def episode_at(self, n: int) -> Episode:
+        """The episode in row ``n``, decoded on first use."""
         if n not in self._episodes:
             row = self.table.slice(n, 1).to_pylist()[0]
             self._episodes[n] = codec(Kind.EPISODE).from_row(row).episode

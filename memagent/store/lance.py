@@ -154,7 +154,8 @@ class LanceBackend(Backend):
                     table.add(data)
                 written = data.num_rows
             else:
-                table.merge_insert(["user_id", "id"]).when_matched_update_all().when_not_matched_insert_all().execute(data)
+                (table.merge_insert(["user_id", "id"]).when_matched_update_all().when_not_matched_insert_all()
+                 .execute(data))
                 written = data.num_rows
             self._after_write(kind, written)
             return written
@@ -256,7 +257,10 @@ class LanceBackend(Backend):
             self._create_base_indexes(kind)
             if kind not in self._indexed:  # an empty table has no index yet: nothing matches
                 return []
-        query = (self.tables[kind].search(MatchQuery(text, column), query_type="fts")
+        # lancedb declares MatchQuery's options as pydantic.Field(default, kw_only=True),
+        # which mypy reads as required arguments.
+        match = MatchQuery(text, column)  # type: ignore[call-arg]
+        query = (self.tables[kind].search(match, query_type="fts")
                  .where(self._where(user_id, since, until), prefilter=True).select(["id", "_score"]).limit(k))
         return [(r["id"], float(r["_score"])) for r in query.to_list()]
 

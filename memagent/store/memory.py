@@ -8,10 +8,10 @@ stop words dropped, Snowball (Porter 2) stems.
 
 >>> from memagent.records import Kind, Weight
 >>> backend = InMemoryBackend(dimension=4)
->>> backend.put(Kind.WEIGHT, [Weight("w1", "ana", "route:extraction", 1.1)])
+>>> backend.put(Kind.WEIGHT, [Weight("w1", "ana", "route:extraction", 1.5)])
 1
 >>> [w.value for w in backend.get(Kind.WEIGHT, "ana", ["w1"])], backend.get(Kind.WEIGHT, "bob", ["w1"])
-([1.100000023841858], [])
+([1.5], [])
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from memagent.records import VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, schema, to_rows
 from memagent.store.text import InvertedIndex, forget_stems
-
 
 
 class _TextIndex:

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,9 @@ def _column(name: str, hint: Any) -> Column:
             if base is int else _column(name, base)
     simple = {str: pa.string(), int: pa.int32(), float: pa.float32(), bool: pa.bool_()}
     if hint in simple:
-        return Column(name, simple[hint], nullable, decode={int: _int, float: _float}.get(hint, _same))
+        if hint is float:  # stored as float32 by every backend, so every backend reads the same value back
+            return Column(name, simple[hint], nullable, encode=_float32, decode=_float)
+        return Column(name, simple[hint], nullable, decode=_int if hint is int else _same)
     if hint is datetime:
         return Column(name, TIMESTAMP, nullable, decode=_aware)
     if isinstance(hint, type) and issubclass(hint, Enum):
@@ -97,6 +99,10 @@ def _float(value: Any) -> Any:
     return None if value is None else float(value)
 
 
+def _float32(value: Any) -> float:
+    return float(np.float32(value))
+
+
 class Codec:
     """The columns of one record class, and rows to and from its instances."""
 
@@ -106,7 +112,8 @@ class Codec:
         self.columns = [_column(f.name, hints[f.name]) for f in dataclasses.fields(cls)]
 
     def schema(self, dimension: int | None) -> pa.Schema:
-        fields = [pa.field(c.name, c.type, nullable=c.nullable or c.name not in ("id", "user_id")) for c in self.columns]
+        fields = [pa.field(c.name, c.type, nullable=c.nullable or c.name not in ("id", "user_id"))
+                  for c in self.columns]
         if dimension is not None:
             fields.append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False))
         return pa.schema(fields)
@@ -119,7 +126,7 @@ class Codec:
                            for c in self.columns if c.name in row})
 
 
-@lru_cache(maxsize=None)
+@cache
 def codec(kind: Kind) -> Codec:
     return Codec(RECORD_TYPES[kind])
 

@@ -111,7 +111,7 @@ class DerivedTiers:
     def write_weights(self, user_id: str, weights: dict[str, float]) -> None:
         self.backend.put(Kind.WEIGHT, [Weight(f"{user_id}\x00{k}", user_id, k, v) for k, v in weights.items()])
 
-    def write_ratings(self, user_id: str, ratings: Sequence[Rating], vector: Sequence[float]) -> None:
+    def write_ratings(self, user_id: str, ratings: Sequence[Rating], vector: np.ndarray) -> None:
         self.backend.put(Kind.RATING, list(ratings), np.tile(np.asarray(vector, np.float32), (len(ratings), 1)))
 
     # --- the consolidation watermark -------------------------------------------------

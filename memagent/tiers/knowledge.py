@@ -75,7 +75,7 @@ class UserGraph:
         self.relations = {r.id: r for r in relations}
         self.relation_vectors = {r.id: v for r, v in zip(relations, relation_vectors)}
         self.by_key = {entity_key(a, e.type): e.id for e in entities for a in (e.name, *e.aliases)}
-        self.graph = nx.MultiDiGraph()
+        self.graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
         for e in entities:
             self.graph.add_node(e.id, name=e.name, type=e.type)
         for r in relations:
@@ -132,9 +132,9 @@ class UserGraph:
         rid = _id(self.user_id, "relation", source, triple.relation, target)
         changed = []
         if triple.functional:
-            for old in self._out(source, triple.relation):
-                if old.target != target and old.valid_to is None and old.valid_from <= when:
-                    changed.append(self._store(replace(old, valid_to=when)))
+            for edge in self._out(source, triple.relation):
+                if edge.target != target and edge.valid_to is None and edge.valid_from <= when:
+                    changed.append(self._store(replace(edge, valid_to=when)))
         old = self.relations.get(rid)
         if old is None:
             text = f"{self.entities[source].name} {triple.relation.replace('_', ' ')} {self.entities[target].name}"
@@ -184,7 +184,7 @@ class UserGraph:
 
     def paths(self, source: str, target: str, max_hops: int = 3, at: datetime | None = None) -> list[list[Relation]]:
         """Chains of valid relations linking two entities (either direction), shortest first."""
-        view = nx.Graph()
+        view: nx.Graph[str] = nx.Graph()
         for r in self.relations.values():
             if self._valid(r, at):
                 view.add_edge(r.source, r.target, relation=r.id)

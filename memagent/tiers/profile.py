@@ -88,7 +88,7 @@ class UserProfile:
             if decision.kind == policy.KNOWN:
                 continue
             if decision.kind == policy.MERGE:
-                old = self.get(decision.target)
+                old = self._decided(decision.target)
                 if candidate.episode_id in old.evidence_ids:
                     continue
                 self._put(replace(old, evidence_ids=old.evidence_ids + (candidate.episode_id,),
@@ -97,7 +97,7 @@ class UserProfile:
                 changed.setdefault(old.id, "merged")
                 continue
             if decision.kind == policy.SUPERSEDE:
-                old = self.get(decision.target)
+                old = self._decided(decision.target)
                 self._put(replace(old, valid_to=candidate.event_time), self.vector(old.id))
                 changed[old.id] = "closed"
             new = self._from_candidate(candidate)
@@ -105,6 +105,12 @@ class UserProfile:
                 self._put(new, vector)
                 changed[new.id] = "added"
         return changed
+
+    def _decided(self, target: str | None) -> Statement:
+        """The active statement a MERGE or SUPERSEDE decision names (the policy picks it from them)."""
+        old = None if target is None else self.get(target)
+        assert old is not None, f"consolidation decided on a statement this tier lacks: {target!r}"
+        return old
 
     def _from_candidate(self, c: Candidate) -> Statement:
         return Statement(id=statement_id(self.user_id, f"{c.episode_id}\x00{c.text}"), user_id=self.user_id,
@@ -133,7 +139,8 @@ class UserProfile:
 
     def remove_evidence(self, episode_ids: set[str]) -> tuple[list[str], list[str]]:
         """Drop deleted episodes from evidence; return (changed ids, ids left without evidence)."""
-        changed, emptied = [], []
+        changed: list[str] = []
+        emptied: list[str] = []
         for n, s in enumerate(self.statements):
             if episode_ids & set(s.evidence_ids):
                 kept = tuple(i for i in s.evidence_ids if i not in episode_ids)

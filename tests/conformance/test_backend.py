@@ -96,6 +96,12 @@ def test_episodes_are_written_once_per_user_and_id(backend):
     assert backend.get(Kind.EPISODE, "ana", ["e1"])[0].text == "note number 1"  # the first write stays
 
 
+def test_floats_come_back_as_every_backend_stores_them(backend):
+    weight = replace(one_of_each("ana")[Kind.WEIGHT], value=1.1)
+    backend.put(Kind.WEIGHT, [weight])
+    assert backend.get(Kind.WEIGHT, "ana", [weight.id])[0].value == float(np.float32(1.1))
+
+
 def test_other_kinds_are_replaced_by_id(backend):
     weight = one_of_each("ana")[Kind.WEIGHT]
     backend.put(Kind.WEIGHT, [weight])

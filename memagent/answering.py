@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from memagent.extraction import clean_sentence, image_caption, is_small_talk, split_sentences
+from memagent.extraction import clean_sentence, image_caption, is_small_talk, split_sentences, with_caption
 from memagent.timeparse import find_time_ranges
 from memagent.types import Evidence, Route, SearchHit
 
@@ -92,8 +92,7 @@ def evidence_line(item: Evidence) -> str:
     """How one memory appears in a context block."""
     when = f"{item.event_time:%-d %B %Y}" if item.event_time else ""
     if item.kind == "episode":
-        caption = caption_of(item)
-        return f"[{when}] {item.role}: {item.text}" + (f" (shares an image: {caption})" if caption else "")
+        return f"[{when}] {item.role}: {with_caption(item.text, caption_of(item))}"
     return f"[{item.kind}{', ' + when if when else ''}] {item.text}"
 
 

@@ -56,6 +56,15 @@ def image_caption(episode: Episode) -> str:
     return caption.strip() if isinstance(caption, str) else ""
 
 
+def with_caption(text: str, caption: str) -> str:
+    """``text`` followed by what its shared image shows, for search indexes and prompts.
+
+    >>> with_caption("Look!", "a red bike"), with_caption("Hi!", "")
+    ('Look! (shares an image: a red bike)', 'Hi!')
+    """
+    return f"{text} (shares an image: {caption})" if caption else text
+
+
 # --- sentences and small talk ------------------------------------------------
 
 _SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")

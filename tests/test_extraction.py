@@ -10,7 +10,13 @@ import pytest
 
 from memagent import extraction
 from memagent.extraction import (
-    IMAGE_CAPTION, extract, image_caption, is_small_talk, refine_categories, resolve_dates, rewrite_pronouns,
+    IMAGE_CAPTION,
+    extract,
+    image_caption,
+    is_small_talk,
+    refine_categories,
+    resolve_dates,
+    rewrite_pronouns,
     split_sentences,
 )
 from memagent.types import Category, Episode, Triple

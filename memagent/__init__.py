@@ -36,6 +36,7 @@ from memagent.errors import (
     UnknownUserError,
     UnsupportedError,
 )
+from memagent.extraction import IMAGE_CAPTION
 from memagent.memory import Memory
 from memagent.presets import available_presets, load_preset
 from memagent.store import Backend, InMemoryBackend, LanceBackend
@@ -67,5 +68,5 @@ __all__ = [
     "MemagentError", "InvalidInputError", "TimestampError", "ImportFormatError",
     "NotFoundError", "UnknownUserError", "EpisodeNotFoundError",
     "ConfigError", "EmbedderMismatchError", "StorageError", "TraceNotFoundError", "UnsupportedError",
-    "LockTimeout", "JobError", "Backend", "InMemoryBackend", "LanceBackend",
+    "LockTimeout", "JobError", "Backend", "InMemoryBackend", "LanceBackend", "IMAGE_CAPTION",
 ]

@@ -16,6 +16,7 @@ import builtins
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +29,7 @@ from memagent.llm import ChatAdapter
 from memagent.locks import UserLocks
 from memagent.policies.deletion import plan_removal
 from memagent.portable import dump_lines, read_episodes
+from memagent.records import Kind
 from memagent.routing import Router
 from memagent.store import open_backend
 from memagent.store.base import Backend
@@ -370,10 +372,6 @@ class Memory:
     def reset_feedback(self, user_id: str) -> None:
         """Forget what a user's feedback taught: learned weights, ratings, and the feedback
         counted into each memory's strength (uses and importance stay)."""
-        from dataclasses import replace
-
-        from memagent.records import Kind
-
         check_id(user_id)
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             usage = self.tiers.usage(user_id)

@@ -159,6 +159,11 @@ def from_table(kind: Kind, table: pa.Table) -> list[Any]:
     return [make(row) for row in table.select(columns).to_pylist()]
 
 
+def stack_vectors(vectors: Sequence[np.ndarray], dimension: int) -> np.ndarray:
+    """Vectors as one ``(n, dimension)`` float32 matrix, ``(0, dimension)`` when there are none."""
+    return np.vstack(vectors).astype(np.float32) if len(vectors) else np.zeros((0, dimension), dtype=np.float32)
+
+
 def vectors_of(table: pa.Table, dimension: int) -> np.ndarray:
     """The vector column of a table as an ``(n, dimension)`` float32 matrix."""
     if "vector" not in table.column_names or table.num_rows == 0:

@@ -18,6 +18,7 @@ import numpy as np
 from memagent.policies.deletion import RemovalPlan
 from memagent.records import Kind, Rating, Usage, Watermark, Weight
 from memagent.store.base import Backend
+from memagent.store.schema import stack_vectors
 from memagent.tiers.knowledge import UserGraph
 from memagent.tiers.profile import UserProfile
 from memagent.tiers.usage import UserUsage
@@ -129,14 +130,13 @@ class DerivedTiers:
         """Rewrite and delete the derived items a removal plan names; drop their usage and ratings."""
         profile, graph = self.get(user_id)
         backend = self.backend
-        backend.put(Kind.STATEMENT, plan.statements, np.vstack([profile.vector(s.id) for s in plan.statements])
-                    if plan.statements else np.zeros((0, self.dimension), np.float32))
+        backend.put(Kind.STATEMENT, plan.statements,
+                    stack_vectors([profile.vector(s.id) for s in plan.statements], self.dimension))
         backend.delete(Kind.STATEMENT, user_id, plan.drop_statements)
-        backend.put(Kind.ENTITY, plan.entities, np.vstack([graph.entity_vectors[e.id] for e in plan.entities])
-                    if plan.entities else np.zeros((0, self.dimension), np.float32))
+        backend.put(Kind.ENTITY, plan.entities,
+                    stack_vectors([graph.entity_vectors[e.id] for e in plan.entities], self.dimension))
         backend.delete(Kind.ENTITY, user_id, plan.drop_entities)
-        backend.put(Kind.RELATION, plan.relations, np.vstack([graph.relation_vectors[r.id] for r in plan.relations])
-                    if plan.relations else np.zeros((0, self.dimension), np.float32))
+        backend.put(Kind.RELATION, *graph.relation_records(plan.relations))
         backend.delete(Kind.RELATION, user_id, plan.drop_relations)
         gone = sorted(plan.gone)
         backend.delete(Kind.USAGE, user_id, gone)  # nothing of them stays behind

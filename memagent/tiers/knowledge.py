@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from memagent.records import Kind
-from memagent.store.schema import from_table, vectors_of
+from memagent.store.schema import from_table, stack_vectors, vectors_of
 from memagent.types import Entity, Relation, Triple
 
 _NAMESPACE = uuid.UUID("3d0f7c4e-2b1a-4e8f-8c55-6a9e1f2d4b70")
@@ -203,12 +203,9 @@ class UserGraph:
     def entity_records(self, ids: Sequence[str]) -> tuple[list[Entity], np.ndarray]:
         """Entities with these ids and their name vectors, ready to write."""
         found = [self.entities[i] for i in ids if i in self.entities]
-        return found, _stack([self.entity_vectors[e.id] for e in found])
+        return found, stack_vectors([self.entity_vectors[e.id] for e in found], 0)
 
     def relation_records(self, relations: Sequence[Relation]) -> tuple[list[Relation], np.ndarray]:
         """Relations and their text vectors, ready to write."""
-        return list(relations), _stack([self.relation_vectors[r.id] for r in relations])
+        return list(relations), stack_vectors([self.relation_vectors[r.id] for r in relations], 0)
 
-
-def _stack(vectors: list[np.ndarray]) -> np.ndarray:
-    return np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)

@@ -179,3 +179,59 @@ class UserLocks:
             yield True
         finally:
             self.release(user_id)
+
+
+class LeaderLock:
+    """At most one holder among every process (and object) on one data directory: the leader.
+
+    ``fcntl.flock`` on ``<data_dir>/.locks/<name>.leader``, taken without waiting
+    and kept until ``release`` (or the holder's death: the kernel drops it, so
+    another process takes over at its next ``try_acquire``). Two objects of one
+    process exclude each other too (a flock belongs to an open file). On a
+    non-local data directory every object leads (logged by ``UserLocks``).
+
+    >>> leader = LeaderLock("/tmp/memagent-doc")       # doctest: +SKIP
+    >>> leader.try_acquire()                           # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, data_dir: str | Path, name: str = "scheduler") -> None:
+        self.local = not _URI.match(str(data_dir))
+        self.path = Path(data_dir) / ".locks" / f"{name}.leader" if self.local else None
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None or not self.local
+
+    def try_acquire(self) -> bool:
+        """``True`` if this object leads now (it did already, or it just took the lock)."""
+        with self._lock:
+            if self.held:
+                return True
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self._fd = fd
+            return True
+
+    def release(self) -> None:
+        """Stop leading (a no-op when not leading)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(fd)

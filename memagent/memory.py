@@ -97,12 +97,12 @@ class Memory:
         self.clock = clock
         self.embedder = embedder or SentenceTransformerEmbedder(config.embedder_path)
         self.backend = backend or open_backend(config, self.embedder.dimension, getattr(self.embedder, "name", ""))
-        self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows)
-        self.tiers = DerivedTiers(self.backend)
+        self.locks = UserLocks(self.backend.uri)
+        self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows, locks=self.locks)
+        self.tiers = DerivedTiers(self.backend, locks=self.locks)
         self.llm = ChatAdapter(llm)
         self.deps = Deps(self.backend, self.episodes, self.tiers, self.embedder, config, self.llm)
         self.sentences = TextVectors(self.embedder, config.answer.sentence_cache)
-        self.locks = UserLocks(self.backend.uri)
         self._scheduler: Any = None
         self._graphs: dict[Any, Any] = {}
         self._lock = threading.RLock()  # a graph may be built while another one is
@@ -117,7 +117,10 @@ class Memory:
     def _ingest(self, state: dict[str, Any]) -> list[str]:
         from memagent.graphs.ingest import build_ingest_graph
 
-        return self._graph("ingest", lambda: build_ingest_graph(self.deps)).invoke(state)["ids"]
+        graph = self._graph("ingest", lambda: build_ingest_graph(self.deps))
+        user_id = state["user_id"] if "user_id" in state else state["episodes"][0].user_id
+        with self.locks.hold(user_id):  # ids, turns and seq numbers are read and written as one step
+            return graph.invoke(state)["ids"]
 
     def _search_graph(self, signals: frozenset[Signal] = frozenset(Signal)) -> Any:
         from memagent.graphs.search import build_search_graph

@@ -10,6 +10,13 @@ Every APScheduler import of memagent lives in this module (APScheduler 3.x).
   user, under the same lock.
 - **maintain** (``maintain_every_s``): ``Memory.optimize()``.
 
+Many processes may run a scheduler on one data directory (the workers of
+``memagent serve --http --workers N``, an app beside ``memagent serve``): only
+the leader runs scheduled jobs (``memagent.locks.LeaderLock``, taken at the
+first run it can get and kept until ``stop``); the others count those runs as
+``not_leader`` and try to lead again at each one, so when the leader dies another
+takes over within one interval. ``run_now`` runs wherever it is called.
+
 A job never runs twice at once (``max_instances=1``, ``coalesce=True`` and a lock
 per job, which also covers retries and ``run_now``); one worker thread runs the
 jobs one after another. A failing job is logged with its traceback and retried
@@ -47,7 +54,7 @@ from typing import Any, Protocol
 
 from memagent.config import Config, ScheduleSettings
 from memagent.errors import ConfigError, InvalidInputError, JobError
-from memagent.locks import UserLocks
+from memagent.locks import LeaderLock, UserLocks
 from memagent.policies.consolidation import due
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,7 @@ class JobStats:
     runs: int = 0                  # runs that finished, failed ones included
     failures: int = 0
     skipped: int = 0               # runs not started: the job was still running
+    not_leader: int = 0            # scheduled runs left to the scheduler of another process, which leads
     retries: int = 0               # retry runs scheduled after failures
     consecutive_failures: int = 0
     last_error: str | None = None
@@ -148,6 +156,7 @@ class MemoryScheduler:
         self.clock = clock or memory.clock
         uri = str(memory.backend.uri)
         self.locks = UserLocks(uri)
+        self.leader = LeaderLock(uri)
         where = str(Path(uri).resolve()) if self.locks.local else uri
         digest = hashlib.sha1(where.encode("utf-8")).hexdigest()[:12]
         self.persistent = self.settings.job_store != "memory"
@@ -231,6 +240,7 @@ class MemoryScheduler:
         try:
             scheduler.shutdown(wait=wait)
         finally:
+            self.leader.release()
             with _registry_lock:
                 if _registry.get(self.key) is self:
                     del _registry[self.key]
@@ -257,7 +267,12 @@ class MemoryScheduler:
             self._settle()
 
     def _scheduled(self, name: str, attempt: int) -> None:
-        """A run started by APScheduler: never raises; a failure schedules a retry."""
+        """A run started by APScheduler: never raises; a failure schedules a retry. Leaders only."""
+        if not self.leader.try_acquire():
+            with self._stats_lock:
+                self._stats[name].not_leader += 1
+            self._settle()
+            return
         try:
             self._run(name, blocking=False)
         except _Busy:

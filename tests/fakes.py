@@ -1,10 +1,12 @@
-"""A scripted chat model that subclasses LangChain's real ``BaseChatModel``."""
+"""Fakes for what cannot run in a test: a scripted chat model (a real ``BaseChatModel``), a hashing embedder."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -31,3 +33,19 @@ def scripted(respond: Callable[[Sequence[BaseMessage]], str] | str) -> ScriptedC
     """A fake model replying with ``respond`` (a fixed string or a function of the prompt)."""
     fn = respond if callable(respond) else (lambda _messages: respond)
     return ScriptedChatModel(respond=fn, prompts=[])
+
+
+class HashEmbedder:
+    """A deterministic bag-of-words embedder (hashed words, 64 dimensions), for tests where the
+    meaning of vectors does not matter and a process must start fast (no model load)."""
+
+    name = "hash-64"
+    dimension = 64
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode("utf-8", "surrogatepass")) % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from memagent import Memory, cli
 from memagent.config import Config, ConsolidationSettings, ScheduleSettings
 from memagent.errors import ConfigError, MemagentError
-from memagent.locks import LockTimeout, UserLocks
+from memagent.locks import LeaderLock, LockTimeout, UserLocks
 from memagent.records import Kind
 from memagent.scheduler import JobError, MemoryScheduler, run_stored_job
 
@@ -459,3 +459,51 @@ def test_serve_stops_cleanly_on_sigterm_and_its_work_is_persisted(tmp_path, embe
     with Memory(data, embedder=embedder) as reopened:
         assert reopened.pending("ann") == 0
         assert any("Lisbon" in s.text for s in reopened.profile("ann"))
+
+
+def test_one_scheduler_leads_among_those_on_one_data_dir_and_another_takes_over(tmp_path, embedder):
+    data = tmp_path / "data"
+    fast = settings(consolidate_every_s=0.2)
+    with Memory(data, embedder=embedder) as first, Memory(data, embedder=embedder) as second:
+        say(first, "sam", *LINES)
+        one, two = MemoryScheduler(first, fast), MemoryScheduler(second, fast)
+        one.start()
+        settled(one, lambda s: s["consolidate"]["runs"] >= 1)
+        two.start()
+        settled(two, lambda s: s["consolidate"]["not_leader"] >= 2)
+        settled(one, lambda s: s["consolidate"]["runs"] >= 3)
+        assert two.stats()["consolidate"]["runs"] == 0  # the jobs ran in one process only
+        assert one.stats()["consolidate"]["not_leader"] == 0
+        one.stop()  # the leader goes (a dead process drops its flock the same way)
+        settled(two, lambda s: s["consolidate"]["runs"] >= 1, timeout=30)
+        assert first.profile("sam") and second.profile("sam")  # each sees what the leader consolidated
+        two.stop()
+
+
+@pytest.mark.slow
+def test_a_killed_leader_process_is_replaced_by_another_one(tmp_path, embedder):
+    data = tmp_path / "data"
+    with Memory(data, embedder=embedder) as memory:
+        say(memory, "sam", *LINES)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    leader = subprocess.Popen([sys.executable, "-m", "memagent.cli", "--data-dir", str(data), "serve",
+                               "--consolidate-every", "0.3"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "consolidate every" in leader.stdout.readline()
+        lock = LeaderLock(data)
+        deadline = datetime.now() + timedelta(seconds=60)
+        while lock.try_acquire():  # until the server leads, this test's lock may win: give it back
+            lock.release()
+            assert datetime.now() < deadline, "the server never took the leader lock"
+            threading.Event().wait(0.1)
+        with Memory(data, embedder=embedder) as memory:
+            follower = MemoryScheduler(memory, settings(consolidate_every_s=0.3))
+            follower.start()
+            settled(follower, lambda s: s["consolidate"]["not_leader"] >= 2)
+            leader.send_signal(signal.SIGKILL)
+            leader.wait(timeout=30)
+            settled(follower, lambda s: s["consolidate"]["runs"] >= 1, timeout=30)
+            follower.stop()
+    finally:
+        if leader.poll() is None:
+            leader.kill()

@@ -13,8 +13,11 @@ Semantics every backend keeps:
 * ``put`` writes a batch in one commit: all of it or none of it. Episodes are
   immutable: an episode whose ``(user_id, id)`` is stored is skipped, so a
   retried batch adds nothing twice. Every other kind is replaced by id.
-* reads see every write this backend object committed before them;
-  ``refresh`` makes them see other processes' writes too (where shared).
+* reads see every write committed before them, by this object or (where
+  ``capabilities.shared``) by any process on the same data, without ``refresh``.
+* ``version(user_id, kind)`` is a token that changes after every commit of that
+  user's rows of that kind, in any process, and after any ``delete_user``:
+  in-process copies (the tiers' caches) compare it to decide whether to reload.
 * ``scan`` returns a user's rows of one kind as an Arrow table (episodes in
   ``seq`` order), with a ``vector`` column for kinds that have vectors.
 * ``text_search`` ranks by BM25 over a kind's full-text columns; ``vector_search``
@@ -78,6 +81,13 @@ class Backend(ABC):
         self.purge()
 
     # --- reads ---------------------------------------------------------------
+    @abstractmethod
+    def version(self, user_id: str, kind: Kind) -> str:
+        """A token of the user's rows of one kind: equal tokens mean no commit happened in between.
+
+        After it returns, reads of this object see at least what the token stands for.
+        """
+
     @abstractmethod
     def get(self, kind: Kind, user_id: str, ids: Sequence[str]) -> list[Any]:
         """A user's records of one kind by id, in the order asked; unknown ids are skipped."""

@@ -7,7 +7,8 @@ id microseconds, where each filtered engine query takes ten milliseconds or
 more. Each entry belongs to exactly one user and is looked up only by that
 user's id. New rows that this process writes are appended to the entry; a
 delete drops it; least recently used entries are evicted past ``max_rows``.
-The entry sees what the process's LanceDB table handle sees.
+Its owner (``memagent.tiers.episodes``) reloads it when the backend's change
+token of the user moved.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class UserIndex:
         self.at = {(s, int(t)): n for n, (s, t) in enumerate(zip(self.sessions, self.turns))}
         self._episodes: dict[int, Episode] = {}
         self._text: dict[str, InvertedIndex] = {}  # per full-text column, built on first search
+        self.version = ""  # the backend's change token this copy is current for (set by its owner)
 
     @classmethod
     def from_arrow(cls, table: pa.Table, with_vectors: bool) -> UserIndex:

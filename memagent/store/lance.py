@@ -12,14 +12,30 @@ A batch is one LanceDB commit, so a crash mid-write leaves all of it or none
 of it. An episode batch is checked against the ids the user has stored, under
 the backend's lock, so a retried batch adds nothing twice. Every
 LanceDB or Arrow error surfaces as ``StorageError``.
+
+Many processes may open one directory. After each commit the backend replaces
+the user's change token (``memagent.store.versions``); a read first compares
+the token of its user and kind with the last one this object saw and, if it
+changed, checks the table's latest version out, so it sees every write
+committed before it, by any process, without ``refresh``. A commit that loses a
+race with another process's commit, and a read whose table version was purged
+under it (``delete_user``, maintenance), are retried inside the call with
+backoff (after checking out the latest version); the caller sees the result or,
+past the retries, a ``StorageError``. Retrying a write is safe: episodes are
+inserted only if absent, every other kind is upserted by id.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import random
 import threading
+import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +50,9 @@ from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, S
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, from_table, schema, to_rows, to_table
+from memagent.store.versions import LocalVersions, VersionFiles
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 META = "meta"
@@ -63,16 +82,44 @@ def time_where(since: datetime | None = None, until: datetime | None = None) -> 
     return " AND ".join(clauses) or None
 
 
+RETRIES = 10
+_BACKOFF_S = 0.005
+_BACKOFF_MAX_S = 0.5
+_CONFLICT = ("conflict", "retryable")  # a commit that lost a race with another one
+_VANISHED = ("not found", "no such file")  # a table version purged under a reader
+
+
+def _retry_reason(exc: BaseException) -> str | None:
+    text = str(exc).lower()
+    if any(word in text for word in _CONFLICT):
+        return "conflict"
+    if any(word in text for word in _VANISHED):
+        return "vanished"
+    return None
+
+
 def _wrapped(method: F) -> F:
-    """Re-raise engine errors of a backend call as ``StorageError`` (memagent's own pass through)."""
+    """Retry commit conflicts and vanished versions with backoff; re-raise engine errors as
+    ``StorageError`` (memagent's own pass through)."""
     @functools.wraps(method)
     def call(self: LanceBackend, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except MemagentError:
-            raise
-        except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
-            raise StorageError(f"LanceDB at {self.uri}: {method.__name__} failed: {exc}") from exc
+        delay = _BACKOFF_S
+        for attempt in range(RETRIES):
+            try:
+                return method(self, *args, **kwargs)
+            except MemagentError:
+                raise
+            except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
+                reason = _retry_reason(exc)
+                if reason is None or attempt == RETRIES - 1:
+                    raise StorageError(f"LanceDB at {self.uri}: {method.__name__} failed: {exc}") from exc
+                log.debug("LanceDB %s: %s (%s), retry %d", method.__name__, reason, exc, attempt + 1)
+                self.retries[reason] += 1
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                with suppress(OSError, RuntimeError, ValueError):
+                    self._checkout_all()
+        raise AssertionError("unreachable")
     return call  # type: ignore[return-value]
 
 
@@ -97,6 +144,10 @@ class LanceBackend(Backend):
         self._writes = 0
         self._unindexed = 0
         self._indexed: set[Kind] = set()
+        self._versions = VersionFiles(self.uri) if "://" not in self.uri else LocalVersions()
+        self._seen: dict[tuple[str, Kind], str] = {}  # the last token of each user and kind this object saw
+        self._epoch = ""
+        self.retries: Counter[str] = Counter()
         try:
             if "://" not in self.uri:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
@@ -148,6 +199,8 @@ class LanceBackend(Backend):
         table = self.tables[kind]
         data = to_table(kind, rows, table.schema)
         with self._lock:
+            for user_id in set(data.column("user_id").to_pylist()):
+                self._fresh(user_id, kind)  # ids another process stored are seen, and not written twice
             if kind is Kind.EPISODE:
                 data = self._unseen(data)
                 if data.num_rows:
@@ -157,8 +210,37 @@ class LanceBackend(Backend):
                 (table.merge_insert(["user_id", "id"]).when_matched_update_all().when_not_matched_insert_all()
                  .execute(data))
                 written = data.num_rows
+            for user_id in set(data.column("user_id").to_pylist()) if written else ():
+                self._changed(user_id, kind)
             self._after_write(kind, written)
             return written
+
+    # --- change tokens: what other processes committed -----------------------------
+    def _changed(self, user_id: str, kind: Kind) -> None:
+        """After this object's commit: a new token, and this object's view is current for it."""
+        self._seen[(user_id, kind)] = self._versions.bump(user_id, kind).partition("/")[2]
+
+    def _checkout_all(self) -> None:
+        with self._lock:
+            for table in self.tables.values():
+                table.checkout_latest()
+
+    def _fresh(self, user_id: str, kind: Kind) -> str:
+        """The user's token of a kind; check the latest table version out if it moved since last seen."""
+        token = self._versions.token(user_id, kind)
+        epoch, _, value = token.partition("/")
+        with self._lock:
+            if epoch != self._epoch:  # a user was deleted somewhere: every table may have moved
+                self._checkout_all()
+                self._epoch = epoch
+            if value != self._seen.get((user_id, kind), ""):
+                self.tables[kind].checkout_latest()
+                self._seen[(user_id, kind)] = value
+        return token
+
+    @_wrapped
+    def version(self, user_id: str, kind: Kind) -> str:
+        return self._fresh(user_id, kind)
 
     def _unseen(self, data: pa.Table) -> pa.Table:
         """The rows of an episode batch whose (user_id, id) is not stored yet (first of repeats)."""
@@ -177,13 +259,17 @@ class LanceBackend(Backend):
         return data.take(pa.array(keep, pa.int64())) if len(keep) < len(keys) else data
 
     def _after_write(self, kind: Kind, rows: int) -> None:
-        if kind not in self._indexed:
-            self._create_base_indexes(kind)
-        if kind is Kind.EPISODE:
-            self._writes += 1
-            self._unindexed += rows
-            if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
-                self.optimize()
+        """Index upkeep after a commit; a failure here is logged, never the write's failure."""
+        try:
+            if kind not in self._indexed:
+                self._create_base_indexes(kind)
+            if kind is Kind.EPISODE:
+                self._writes += 1
+                self._unindexed += rows
+                if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
+                    self.optimize()
+        except (MemagentError, OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
+            log.warning("LanceDB at %s: index upkeep after a write failed (retried later): %s", self.uri, exc)
 
     def _create_base_indexes(self, kind: Kind) -> None:
         table = self.tables[kind]
@@ -207,10 +293,19 @@ class LanceBackend(Backend):
                     return 0
                 where += f" AND id IN ({', '.join(sql_str(i) for i in ids)})"
             table = self.tables[kind]
+            self._fresh(user_id, kind)
             count = table.count_rows(where)
             if count:
                 table.delete(where)
+                self._changed(user_id, kind)
             return count
+
+    def delete_user(self, user_id: str) -> None:
+        super().delete_user(user_id)
+        self._versions.drop_user(user_id)
+        with self._lock:
+            for key in [k for k in self._seen if k[0] == user_id]:
+                del self._seen[key]
 
     # --- reads ----------------------------------------------------------------
     def _where(self, user_id: str, since: datetime | None = None, until: datetime | None = None) -> str:
@@ -222,6 +317,7 @@ class LanceBackend(Backend):
     def get(self, kind: Kind, user_id: str, ids: Sequence[str]) -> list[Any]:
         if not ids:
             return []
+        self._fresh(user_id, kind)
         id_list = ", ".join(sql_str(i) for i in dict.fromkeys(ids))
         columns = [c.name for c in codec(kind).columns]
         table = (self.tables[kind].search().where(f"user_id = {sql_str(user_id)} AND id IN ({id_list})")
@@ -231,6 +327,7 @@ class LanceBackend(Backend):
 
     @_wrapped
     def scan(self, kind: Kind, user_id: str, *, vectors: bool = True) -> pa.Table:
+        self._fresh(user_id, kind)
         columns = [c.name for c in codec(kind).columns] + (["vector"] if vectors and kind in VECTOR_KINDS else [])
         table = (self.tables[kind].search().where(f"user_id = {sql_str(user_id)}").select(columns)
                  .limit(None).to_arrow())
@@ -240,10 +337,13 @@ class LanceBackend(Backend):
 
     @_wrapped
     def count(self, kind: Kind, user_id: str) -> int:
+        self._fresh(user_id, kind)
         return int(self.tables[kind].count_rows(f"user_id = {sql_str(user_id)}"))
 
     @_wrapped
     def users(self) -> list[str]:
+        with self._lock:
+            self.tables[Kind.EPISODE].checkout_latest()
         table = self.tables[Kind.EPISODE].search().select(["user_id"]).limit(None).to_arrow()
         return sorted(set(table.column("user_id").to_pylist()))
 
@@ -253,6 +353,7 @@ class LanceBackend(Backend):
         from lancedb.query import MatchQuery
 
         column = self.text_field(kind, field)
+        self._fresh(user_id, kind)
         if kind not in self._indexed:
             self._create_base_indexes(kind)
             if kind not in self._indexed:  # an empty table has no index yet: nothing matches
@@ -267,6 +368,7 @@ class LanceBackend(Backend):
     @_wrapped
     def vector_search(self, kind: Kind, user_id: str, vector: np.ndarray, k: int, *,
                       since: datetime | None = None, until: datetime | None = None) -> Hits:
+        self._fresh(user_id, kind)
         query = (self.tables[kind].search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
                  .distance_type("cosine").where(self._where(user_id, since, until), prefilter=True)
                  .select(["id", "_distance"]).limit(k))
@@ -295,7 +397,9 @@ class LanceBackend(Backend):
                 for kind, table in self.tables.items():
                     if kind not in self._indexed:
                         self._create_base_indexes(kind)
-                    table.optimize(cleanup_older_than=keep, delete_unverified=cleanup_all)
+                    # delete_unverified stays False: files no version references yet may belong to
+                    # another process's commit in progress, and deleting them would corrupt it.
+                    table.optimize(cleanup_older_than=keep, delete_unverified=False)
 
     def purge(self) -> None:
         self.optimize(cleanup_all=True)

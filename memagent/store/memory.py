@@ -29,6 +29,7 @@ from memagent.records import VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, schema, to_rows
 from memagent.store.text import InvertedIndex, forget_stems
+from memagent.store.versions import LocalVersions
 
 
 class _TextIndex:
@@ -51,6 +52,7 @@ class InMemoryBackend(Backend):
         self._rows: dict[Kind, dict[str, dict[str, dict[str, Any]]]] = {kind: {} for kind in Kind}
         self._text: dict[tuple[Kind, str, str], _TextIndex] = {}
         self._lock = threading.RLock()
+        self._versions = LocalVersions()
 
     # --- writes --------------------------------------------------------------
     def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None) -> int:
@@ -84,10 +86,19 @@ class InMemoryBackend(Backend):
             return len(gone)
 
     def _changed(self, kind: Kind, user_id: str) -> None:
+        self._versions.bump(user_id, kind)
         for key in [k for k in self._text if k[0] is kind and k[1] == user_id]:
             del self._text[key]
 
+    def delete_user(self, user_id: str) -> None:
+        with self._lock:
+            super().delete_user(user_id)
+            self._versions.drop_user(user_id)
+
     # --- reads ---------------------------------------------------------------
+    def version(self, user_id: str, kind: Kind) -> str:
+        return self._versions.token(user_id, kind)
+
     def get(self, kind: Kind, user_id: str, ids: Sequence[str]) -> list[Any]:
         with self._lock:
             stored = self._rows[kind].get(user_id, {})

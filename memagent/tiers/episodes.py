@@ -5,19 +5,28 @@ keeps an in-process copy (``UserIndex``: ids, positions, times, texts and
 vectors), so a cosine or BM25 search takes about a millisecond and reading an
 episode by id microseconds, where each filtered engine query takes ten
 milliseconds or more. Past that size the backend's own searches (an ANN index
-where it has one) take over. The copy sees what this process wrote at
-once; ``refresh`` drops it to see other processes' writes.
+where it has one) take over.
+
+The copy holds the backend's change token of the user's episodes
+(``Backend.version``) from when it was read. Every read compares it with the
+current token first, so a write committed by another process since then (or a
+``delete_user`` anywhere) makes the copy reload: reads see every committed
+write without ``refresh``. A write holds the user's cross-process lock
+(``memagent.locks``) from the id check to the cache update, so ids, turns and
+``seq`` numbers stay unique across processes and the copy stays exact.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
+from memagent.locks import UserLocks
 from memagent.records import EpisodeRecord, Kind
 from memagent.store.base import Backend, Hits
 from memagent.store.cache import UserIndex, UserIndexCache
@@ -29,8 +38,9 @@ class Episodes:
     """One backend's episodes, with cached per-user indexes. Every call is scoped by user."""
 
     def __init__(self, backend: Backend, exact_search_max_user_rows: int = 50_000,
-                 cache_max_rows: int = 200_000) -> None:
+                 cache_max_rows: int = 200_000, locks: UserLocks | None = None) -> None:
         self.backend = backend
+        self.locks = locks or UserLocks(backend.uri)
         self.exact_search_max_user_rows = exact_search_max_user_rows
         self._users = UserIndexCache(cache_max_rows)
         self._lock = threading.RLock()
@@ -41,15 +51,19 @@ class Episodes:
         """Store records whose (user, id) is new, in one commit; return how many were stored."""
         if not records:
             return 0
-        with self._lock:  # the check and the write are one step for this process
-            known = {user: self.index(user).row_of for user in {r.user_id for r in records}}
-            keep = [n for n, r in enumerate(records) if r.id not in known[r.user_id]]
-            if not keep:
-                return 0
-            fresh = [records[n] for n in keep]
-            written = self.backend.put(Kind.EPISODE, fresh, vectors[keep])
-            self._remember(to_table(Kind.EPISODE, to_rows(Kind.EPISODE, fresh, vectors[keep]), self._schema))
-            return written
+        users = sorted({r.user_id for r in records})
+        with ExitStack() as held:
+            for user in users:  # in one order, so two writers of the same users cannot deadlock
+                held.enter_context(self.locks.hold(user))
+            with self._lock:  # the check and the write are one step
+                known = {user: self.index(user).row_of for user in users}
+                keep = [n for n, r in enumerate(records) if r.id not in known[r.user_id]]
+                if not keep:
+                    return 0
+                fresh = [records[n] for n in keep]
+                written = self.backend.put(Kind.EPISODE, fresh, vectors[keep])
+                self._remember(to_table(Kind.EPISODE, to_rows(Kind.EPISODE, fresh, vectors[keep]), self._schema))
+                return written
 
     def _remember(self, table: pa.Table) -> None:
         """Append freshly written rows to the cached copies of their users."""
@@ -60,6 +74,7 @@ class Episodes:
                 entry = entry.append(table.filter(pa.array([u == user_id for u in users])))
                 if entry.vectors is not None and len(entry) > self.exact_search_max_user_rows:
                     entry = UserIndex(entry.table, None)  # large now: the backend's search takes over
+                entry.version = self.backend.version(user_id, Kind.EPISODE)  # the copy is current: our commit
                 self._users.put(user_id, entry)
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
@@ -75,21 +90,24 @@ class Episodes:
         self._users.drop({user_id})
 
     def refresh(self) -> None:
-        """Drop every cached copy, so reads see what other processes wrote."""
+        """Drop every cached copy (reads check other processes' writes anyway; this frees memory)."""
         self._users.drop()
 
     # --- reads ----------------------------------------------------------------
     def index(self, user_id: str) -> UserIndex:
         """Positions of a user's episodes, with vectors while exact search is due; cached."""
+        token = self.backend.version(user_id, Kind.EPISODE)
         entry = self._users.get(user_id)
-        if entry is not None:
+        if entry is not None and entry.version == token:
             return entry
-        with self._lock:  # no write may slip between the scan and the put
+        with self._lock:  # no write of this process may slip between the scan and the put
             entry = self._users.get(user_id)
-            if entry is None:
+            token = self.backend.version(user_id, Kind.EPISODE)
+            if entry is None or entry.version != token:
                 exact = self.backend.count(Kind.EPISODE, user_id) <= self.exact_search_max_user_rows
                 entry = UserIndex.from_arrow(self.backend.scan(Kind.EPISODE, user_id, vectors=exact),
                                              with_vectors=exact)
+                entry.version = token  # read before the scan: a later commit reloads again
                 self._users.put(user_id, entry)
         return entry
 

@@ -206,3 +206,54 @@ def test_what_was_written_is_there_after_reopening_where_the_backend_persists(fa
     for kind, record in one_of_each("ana").items():
         assert again.get(kind, "ana", [record.id]) == [record]
     again.close()
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_users_version_moves_with_each_commit_of_that_kind_only(backend, kind):
+    record = one_of_each("ana")[kind]
+    before, other = backend.version("ana", kind), backend.version("bob", kind)
+    assert backend.version("ana", kind) == before  # reading changes nothing
+    put_one(backend, kind, record)
+    after = backend.version("ana", kind)
+    assert after != before
+    assert backend.version("bob", kind) == other
+    if kind is Kind.EPISODE:
+        put_one(backend, kind, record)  # an episode already stored: nothing committed
+        assert backend.version("ana", kind) == after
+    backend.delete(kind, "ana", [record.id])
+    assert backend.version("ana", kind) not in (before, after)
+
+
+def test_deleting_a_user_moves_every_users_version(backend):
+    for user in ("ana", "bob"):
+        put_one(backend, Kind.EPISODE, episode(user, 1))
+    tokens = {user: backend.version(user, Kind.EPISODE) for user in ("ana", "bob")}
+    backend.delete_user("ana")
+    assert backend.version("ana", Kind.EPISODE) != tokens["ana"]
+    assert backend.version("bob", Kind.EPISODE) != tokens["bob"]  # cached copies of anyone reload
+    put_one(backend, Kind.EPISODE, episode("ana", 1))
+    assert backend.version("ana", Kind.EPISODE) != tokens["ana"]  # a new user with the old id: a new token
+
+
+def test_a_second_object_on_shared_data_sees_each_commit_without_refresh(factory, tmp_path):
+    first = factory(tmp_path, DIMENSION)
+    if not first.capabilities.shared:
+        pytest.skip("this backend's data lives in one object, by design")
+    second = factory(tmp_path, DIMENSION)
+    assert second.scan(Kind.EPISODE, "ana").num_rows == 0  # the second one has read, at the old version
+    token = second.version("ana", Kind.EPISODE)
+    for n in range(3):
+        put_one(first, Kind.EPISODE, episode("ana", n, text=f"rowing club {n}"), seed=n)
+        assert second.version("ana", Kind.EPISODE) != token
+        token = second.version("ana", Kind.EPISODE)
+        assert second.count(Kind.EPISODE, "ana") == n + 1
+        assert second.put(Kind.EPISODE, [episode("ana", n)], np.stack([unit(n)])) == 0  # its id is known
+    assert [i for i, _ in second.vector_search(Kind.EPISODE, "ana", unit(2), 1)] == ["e2"]
+    assert {i for i, _ in second.text_search(Kind.EPISODE, "ana", "rowing", 5)} == {"e0", "e1", "e2"}
+    put_one(first, Kind.WEIGHT, one_of_each("ana")[Kind.WEIGHT])
+    assert second.get(Kind.WEIGHT, "ana", ["ana\x00route:extraction"])
+    first.delete_user("ana")  # purges old versions under the second object's feet
+    assert second.scan(Kind.EPISODE, "ana").num_rows == 0
+    assert second.get(Kind.WEIGHT, "ana", ["ana\x00route:extraction"]) == []
+    first.close()
+    second.close()

@@ -1,0 +1,1 @@
+"""memagent as a service: the HTTP API (FastAPI), its tenants and keys, and the inspector page."""

@@ -40,6 +40,8 @@ class StorageSettings(BaseModel):
     optimize_every_rows: int = Field(2000, ge=1, description="... or after this many new rows, whichever comes first")
     keep_versions_hours: float = Field(1.0, ge=0,
                                        description="table versions older than this are cleaned up on optimize")
+    background_upkeep: bool = Field(True, description="refresh indexes and compact in a background thread, "
+                                    "not in the write that made it due")
 
 
 class ConsolidationSettings(BaseModel):

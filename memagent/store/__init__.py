@@ -28,4 +28,5 @@ def open_backend(config: Config, dimension: int, embedder_name: str = "") -> Bac
                         vector_index_min_rows=storage.vector_index_min_rows,
                         optimize_every_writes=storage.optimize_every_writes,
                         optimize_every_rows=storage.optimize_every_rows,
-                        keep_versions_hours=storage.keep_versions_hours)
+                        keep_versions_hours=storage.keep_versions_hours,
+                        background_upkeep=storage.background_upkeep)

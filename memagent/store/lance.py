@@ -6,7 +6,8 @@ cheap). Full-text search uses LanceDB's native inverted index, which also
 scans rows written after the last index refresh, so a new row is found at
 once. A vector (ANN) index is built once a table grows past
 ``vector_index_min_rows``; below that, search is exact. Indexes are refreshed
-incrementally every few writes, never rebuilt per write.
+incrementally every few writes, never rebuilt per write, in a background
+thread (``background_upkeep``), so that no write waits for it.
 
 A batch is one LanceDB commit, so a crash mid-write leaves all of it or none
 of it. An episode batch is checked against the ids the user has stored, under
@@ -133,7 +134,8 @@ class LanceBackend(Backend):
 
     def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "", *,
                  vector_index_min_rows: int = 100_000, optimize_every_writes: int = 50,
-                 optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0) -> None:
+                 optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0,
+                 background_upkeep: bool = True) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
@@ -141,6 +143,11 @@ class LanceBackend(Backend):
         self.optimize_every_rows = optimize_every_rows
         self.keep_versions = timedelta(hours=keep_versions_hours)
         self._lock = threading.RLock()
+        self.background_upkeep = background_upkeep
+        self._optimizing = threading.Lock()  # one optimize at a time
+        self._upkeep_due = threading.Event()
+        self._upkeep_thread: threading.Thread | None = None
+        self._closing = False
         self._writes = 0
         self._unindexed = 0
         self._indexed: set[Kind] = set()
@@ -267,7 +274,8 @@ class LanceBackend(Backend):
                 self._writes += 1
                 self._unindexed += rows
                 if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
-                    self.optimize()
+                    self._unindexed = 0
+                    self._request_upkeep()
         except (MemagentError, OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
             log.warning("LanceDB at %s: index upkeep after a write failed (retried later): %s", self.uri, exc)
 
@@ -383,23 +391,61 @@ class LanceBackend(Backend):
 
     @_wrapped
     def optimize(self, cleanup_all: bool = False) -> None:
-        """Compact files, refresh indexes incrementally, build the ANN index when due."""
-        with self._lock:
-            episodes = self.tables[Kind.EPISODE]
-            rows = episodes.count_rows()
-            if rows and "vector_idx" not in self.stats() and rows >= self.vector_index_min_rows:
-                parts = max(1, int(rows ** 0.5))
-                episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
-            self._unindexed = 0
+        """Compact files, refresh indexes incrementally, build the ANN index when due.
+
+        Writes of other threads go on meanwhile (a compaction commits like any
+        other write; a lost race is retried).
+        """
+        with self._optimizing:
+            with self._lock:
+                episodes = self.tables[Kind.EPISODE]
+                rows = episodes.count_rows()
+                if rows and "vector_idx" not in self.stats() and rows >= self.vector_index_min_rows:
+                    parts = max(1, int(rows ** 0.5))
+                    episodes.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts))
+                self._unindexed = 0
+                for kind in self.tables:
+                    if kind not in self._indexed:
+                        self._create_base_indexes(kind)
             keep = timedelta(0) if cleanup_all else self.keep_versions
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                for kind, table in self.tables.items():
-                    if kind not in self._indexed:
-                        self._create_base_indexes(kind)
+                for table in self.tables.values():
                     # delete_unverified stays False: files no version references yet may belong to
                     # another process's commit in progress, and deleting them would corrupt it.
                     table.optimize(cleanup_older_than=keep, delete_unverified=False)
+
+    # --- index upkeep in a background thread --------------------------------------------
+    def _request_upkeep(self) -> None:
+        """Optimize soon: in the upkeep thread (started on first use), or now if upkeep is in the foreground."""
+        if not self.background_upkeep:
+            self.optimize()
+            return
+        with self._lock:
+            if self._upkeep_thread is None or not self._upkeep_thread.is_alive():
+                self._upkeep_thread = threading.Thread(target=self._upkeep_loop, name="memagent-lance-upkeep",
+                                                       daemon=True)
+                self._upkeep_thread.start()
+        self._upkeep_due.set()
+
+    def _upkeep_loop(self) -> None:
+        while True:
+            self._upkeep_due.wait()
+            if self._closing:
+                return
+            self._upkeep_due.clear()
+            try:
+                self.optimize()
+            except MemagentError as exc:
+                log.warning("LanceDB at %s: background index upkeep failed (retried later): %s", self.uri, exc)
+
+    def close(self) -> None:
+        """Stop the upkeep thread (after the optimize it may be running)."""
+        self._closing = True
+        self._upkeep_due.set()
+        thread = self._upkeep_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def purge(self) -> None:
         self.optimize(cleanup_all=True)

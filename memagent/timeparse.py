@@ -28,6 +28,8 @@ from memagent.types import TimeRange
 
 UTC = timezone.utc
 _MIN_UNIX, _MAX_UNIX = -62_135_596_800, 253_402_300_799  # years 1..9999
+MAX_TIMESTAMP_CHARS = 100  # "1:56 pm on Wednesday, 8 September, 2023 (UTC+05:30)" is about half that
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")  # control characters and lone surrogates
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -46,6 +48,10 @@ def to_datetime(value: object, default_tz: timezone = UTC) -> datetime:
     >>> to_datetime("1:56 pm on 8 May, 2023").isoformat()
     '2023-05-08T13:56:00+00:00'
     """
+    return _in_range(_read(value, default_tz), value)
+
+
+def _read(value: object, default_tz: timezone) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=default_tz)
     if isinstance(value, date):
@@ -53,12 +59,27 @@ def to_datetime(value: object, default_tz: timezone = UTC) -> datetime:
     if isinstance(value, bool):
         raise TimestampError(value, "a boolean is not a time")
     if isinstance(value, (int, float)):
-        if not _MIN_UNIX <= value <= _MAX_UNIX:
+        if not _MIN_UNIX <= value <= _MAX_UNIX:  # NaN fails this too
             raise TimestampError(value, "Unix time out of range")
         return datetime.fromtimestamp(value, tz=UTC)
     if isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP_CHARS:
+            raise TimestampError(value[:40] + "...", f"longer than {MAX_TIMESTAMP_CHARS} characters")
+        if _CONTROL.search(value):
+            raise TimestampError(value, "contains control characters")
         return _parse_string(value.strip(), default_tz)
     raise TimestampError(value, f"unsupported type {type(value).__name__}")
+
+
+def _in_range(parsed: datetime, value: object) -> datetime:
+    """A time that stays within years 1..9999 in UTC (where every store and every export can hold it)."""
+    try:
+        utc = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise TimestampError(value, "outside years 1 to 9999 in UTC") from None
+    if not datetime.min.replace(tzinfo=UTC) < utc < datetime.max.replace(tzinfo=UTC):
+        raise TimestampError(value, "outside years 1 to 9999 in UTC")
+    return parsed
 
 
 def _parse_string(text: str, default_tz: timezone) -> datetime:

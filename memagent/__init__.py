@@ -9,6 +9,8 @@
 'Rex'
 """
 
+from typing import TYPE_CHECKING
+
 from memagent.config import (
     AnswerSettings,
     Config,
@@ -58,6 +60,20 @@ from memagent.types import (
 )
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from memagent.client import Client as Client  # the type; the module loads on first use
+
+_LAZY = {"Client": "memagent.client"}  # needs httpx (the server extra): imported on first use
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'memagent' has no attribute {name!r}")
+
 
 __all__ = [
     "Memory", "Config", "RetrievalSettings", "StorageSettings", "ConsolidationSettings", "AnswerSettings",

@@ -1,4 +1,4 @@
-"""The ``memagent`` command line: demo, add, search, export, import, delete-user, eval, serve.
+"""The ``memagent`` command line: demo, add, search, export, import, delete-user, eval, serve, keys, mcp.
 
     memagent demo
     memagent --data-dir ./mem add alice "I adopted a dog named Rex" --timestamp 2023-05-08
@@ -6,6 +6,9 @@
     memagent eval locomo locomo10.json --out runs/locomo
     memagent --data-dir ./mem serve --consolidate-every 60      # until SIGINT or SIGTERM
     memagent --data-dir ./mem serve --once                      # each job once (cron)
+    memagent keys add acme --file keys.toml                     # prints a new API key once
+    memagent --data-dir ./mem serve --http --keys keys.toml --host 0.0.0.0 --workers 2
+    memagent --data-dir ./mem mcp --user alice                  # an MCP server over stdio
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from memagent import mcp_server
 from memagent.errors import MemagentError
 
 DEFAULT_DATA_DIR = "memagent-data"
@@ -180,27 +184,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_settings(args: argparse.Namespace) -> Any:
+    """The schedule of ``serve``, checked before the embedder loads."""
+    from pydantic import ValidationError
+
+    from memagent.config import Config, ScheduleSettings
+    from memagent.errors import ConfigError
+
+    given = {"consolidate_every_s": args.consolidate_every, "forget_every_s": args.forget_every,
+             "maintain_every_s": args.maintain_every, "job_store": args.job_store}
+    try:
+        return ScheduleSettings(**{**Config().schedule.model_dump(),
+                                   **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as exc:
+        raise ConfigError(f"serve: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
     import signal
     import threading
 
-    from pydantic import ValidationError
-
-    from memagent.config import Config, ScheduleSettings
-    from memagent.errors import ConfigError
     from memagent.scheduler import JOBS, MemoryScheduler
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    given = {"consolidate_every_s": args.consolidate_every, "forget_every_s": args.forget_every,
-             "maintain_every_s": args.maintain_every, "job_store": args.job_store}
-    try:  # checked before the embedder loads
-        settings = ScheduleSettings(**{**Config().schedule.model_dump(),
-                                       **{k: v for k, v in given.items() if v is not None}})
-    except ValidationError as exc:
-        raise ConfigError(f"serve: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    settings = _schedule_settings(args)
+    if args.http:
+        return _serve_http(args, settings)
     memory = _memory(args)
     failed = 0
     try:
@@ -230,6 +242,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         memory.close()
     print(f"memagent serve: done; {scheduler.summary()}", flush=True)
     return 1 if failed else 0
+
+
+def _serve_http(args: argparse.Namespace, settings: Any) -> int:
+    """``serve --http``: uvicorn workers, each with its own Memory on the data directory, the schedule beside."""
+    try:
+        import uvicorn
+
+        from memagent.server import app as server
+        from memagent.server.keys import ENV_KEYS
+    except ImportError as exc:
+        print(f"error: serve --http needs the server extra (pip install 'memagent[server]'): {exc}", file=sys.stderr)
+        return 2
+    if args.once:
+        print("error: --once runs the jobs without a server; leave out --http or --once", file=sys.stderr)
+        return 2
+    keys = server.load_keys(args.keys, os.environ.get(ENV_KEYS) or None)
+    if keys is None and not server.is_loopback(args.host):
+        print(f"error: refusing to serve {args.host} without API keys: anyone who reaches it would reach every "
+              f"user. Give --keys FILE (memagent keys add TENANT --file FILE makes one) or bind 127.0.0.1",
+              file=sys.stderr)
+        return 2
+    if keys is not None and not len(keys):
+        print("warning: the keys file holds no key: every request will be refused", file=sys.stderr)
+    data_dir = args.data_dir if "://" in args.data_dir else os.path.abspath(args.data_dir)
+    os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host,
+                       server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",
+                       server.ENV_SCHEDULE: "0" if args.no_schedule else settings.model_dump_json()})
+    print(f"memagent serve --http: {data_dir} on http://{args.host}:{args.port} ({args.workers} worker"
+          f"{'s' if args.workers > 1 else ''}; docs at /docs); SIGINT or SIGTERM stops", flush=True)
+    uvicorn.run("memagent.server.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_keys_add(args: argparse.Namespace) -> int:
+    from memagent.server.keys import add_key
+
+    key = add_key(args.file, args.tenant)
+    print(key)
+    print(f"added a key of tenant {args.tenant!r} to {args.file}; only its SHA-256 digest is stored, "
+          "so this is the only time the key is shown", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,14 +340,31 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true")
     delete.set_defaults(func=cmd_delete_user)
 
-    serve = sub.add_parser("serve", help="run consolidation, forgetting and maintenance on a schedule")
+    serve = sub.add_parser("serve", help="run consolidation, forgetting and maintenance on a schedule; "
+                                         "with --http, the HTTP API too")
     serve.add_argument("--consolidate-every", type=float, metavar="S", help="seconds between consolidation runs")
     serve.add_argument("--forget-every", type=float, metavar="S", help="seconds between forgetting runs")
     serve.add_argument("--maintain-every", type=float, metavar="S", help="seconds between storage maintenance runs")
     serve.add_argument("--job-store", metavar="URL", help='"memory" (default) or a SQLAlchemy URL (the sql extra)')
     serve.add_argument("--once", action="store_true",
                        help="run each job once and exit (for cron); exit 1 if one failed")
+    http = serve.add_argument_group("HTTP service (the server extra)")
+    http.add_argument("--http", action="store_true", help="serve the HTTP API (OpenAPI docs at /docs)")
+    http.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need --keys)")
+    http.add_argument("--port", type=int, default=8000)
+    http.add_argument("--workers", type=int, default=1, help="server processes on the data directory")
+    http.add_argument("--keys", metavar="FILE", help="API keys file (TOML or JSON): tenant = [sha256 digests]")
+    http.add_argument("--no-schedule", action="store_true", help="serve without running the schedule")
     serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage the API keys of memagent serve --http")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_add = keys_sub.add_parser("add", help="make a key of a tenant: print it once, store only its digest")
+    keys_add.add_argument("tenant", help="letters, digits, '_' or '-'")
+    keys_add.add_argument("--file", required=True, help="the keys file (made if missing; *.json for JSON)")
+    keys_add.set_defaults(func=cmd_keys_add)
+
+    mcp_server.add_arguments(sub.add_parser("mcp", help="serve a memory to MCP clients (stdio or streamable HTTP)"))
     return parser
 
 

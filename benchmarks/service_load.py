@@ -1,14 +1,16 @@
 """Load on a live server: many clients adding, searching and asking at once, then an exactly-once check.
 
     python benchmarks/service_load.py [--workers 4] [--clients 50] [--users 100] [--seconds 60]
-                                      [--think 0.5] [--json OUT]
+                                      [--think 2] [--json OUT]
 
 Starts ``memagent serve --http --workers N`` on a fresh data directory (loopback,
 no keys), seeds every user with a few messages, then runs two phases with
 ``memagent.Client``'s async methods, each client a loop of one operation and a
-pause of about ``--think`` seconds (a person at a chat window; 0 hammers):
+pause of about ``--think`` seconds (2 by default: 50 people typing to an
+assistant at once, which is about 25 operations a second; 0 hammers):
 
-1. one client for ``--baseline-seconds``: each operation's latency alone;
+1. one client for ``--baseline-seconds`` (pausing ``--baseline-think``): each
+   operation's latency alone;
 2. ``--clients`` clients over ``--users`` users for ``--seconds``: a mix of add
    (2-5 messages with caller ids; one add in five re-sends a batch already
    acknowledged, as a client retrying after a timeout would), search and ask.
@@ -64,15 +66,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "memagent.cli", "--data-dir", data_dir, "serve", "--http",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read().decode()[-2000:] if server.stderr else ''}")
+            raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return server
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data_dir:
-        server = start_server(args.data_dir or data_dir, port, args.workers)
+        server = start_server(args.data_dir or data_dir, port, args.workers, Path(args.server_log))
         try:
             users = [f"user-{u:03d}" for u in range(args.users)]
             rng = random.Random(0)
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     batch = messages(rng, [f"seed-{user}-{j}" for j in range(6)])
                     client.add(user, batch, session_id="seed")
                     seeded[user].update(m["id"] for m in batch)
-            alone = asyncio.run(phase(url, 1, users, args.baseline_seconds, args.think, seed=1))
+            alone = asyncio.run(phase(url, 1, users, args.baseline_seconds, args.baseline_think, seed=1))
             loaded = asyncio.run(phase(url, args.clients, users, args.seconds, args.think, seed=2))
             acknowledged: dict[str, set[str]] = defaultdict(set)
             for source in (seeded, alone.acknowledged, loaded.acknowledged):
@@ -201,8 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=20.0)
-    parser.add_argument("--think", type=float, default=0.5, help="mean pause between a client's operations (s)")
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean pause between a client's operations under load (s)")
+    parser.add_argument("--baseline-think", type=float, default=0.1, help="the same for the one client (s)")
     parser.add_argument("--data-dir", help="use this data directory instead of a temporary one")
+    parser.add_argument("--server-log", default=os.path.join(tempfile.gettempdir(), "memagent-service-load.log"),
+                        help="where the server's output goes")
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
     result = run(args)

@@ -27,6 +27,7 @@ from memagent import mcp_server
 from memagent.errors import MemagentError
 
 DEFAULT_DATA_DIR = "memagent-data"
+WORKER_HEALTHCHECK_S = 300
 
 
 def _memory(args: argparse.Namespace) -> Any:
@@ -272,7 +273,10 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     print(f"memagent serve --http: {data_dir} on http://{args.host}:{args.port} ({args.workers} worker"
           f"{'s' if args.workers > 1 else ''}; docs at /docs); SIGINT or SIGTERM stops", flush=True)
     uvicorn.run("memagent.server.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", timeout_graceful_shutdown=30)
+                workers=args.workers, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30,
+                # a worker loads the embedder at start and may be busy for seconds: uvicorn's 5 s default
+                # health check would kill and restart it (dropping its connections)
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
     return 0
 
 
@@ -355,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--workers", type=int, default=1, help="server processes on the data directory")
     http.add_argument("--keys", metavar="FILE", help="API keys file (TOML or JSON): tenant = [sha256 digests]")
     http.add_argument("--no-schedule", action="store_true", help="serve without running the schedule")
+    http.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage the API keys of memagent serve --http")

@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from memagent.config import ScheduleSettings
 from memagent.errors import ConfigError
 from memagent.memory import Memory
-from memagent.server import episodes, errors, recall
+from memagent.server import episodes, errors, inspector, recall
 from memagent.server.keys import ENV_KEYS, KeyRing
 from memagent.server.middleware import Limits, RawPath
 from memagent.server.settings import ServerLimits
@@ -105,6 +105,7 @@ def create_app(memory: Memory | Callable[[], Memory], keys: KeyRing | None = Non
     errors.install(app)
     app.include_router(episodes.router)
     app.include_router(recall.router)
+    app.include_router(inspector.router)
     app.add_api_route("/healthz", _health, methods=["GET"], response_model=Health, tags=["service"],
                       summary="Health", description="Whether the server is up; needs no API key.")
     _docs(app)

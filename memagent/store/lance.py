@@ -35,8 +35,8 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,7 +142,9 @@ class LanceBackend(Backend):
         self.optimize_every_writes = optimize_every_writes
         self.optimize_every_rows = optimize_every_rows
         self.keep_versions = timedelta(hours=keep_versions_hours)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # index bookkeeping and creation
+        self._view_lock = threading.RLock()  # which table versions this object has checked out
+        self._stripes = [threading.RLock() for _ in range(64)]  # writes, per user (see _writing)
         self.background_upkeep = background_upkeep
         self._optimizing = threading.Lock()  # one optimize at a time
         self._upkeep_due = threading.Event()
@@ -205,8 +207,9 @@ class LanceBackend(Backend):
             return 0
         table = self.tables[kind]
         data = to_table(kind, rows, table.schema)
-        with self._lock:
-            for user_id in set(data.column("user_id").to_pylist()):
+        users = set(data.column("user_id").to_pylist())
+        with self._writing(users):
+            for user_id in users:
                 self._fresh(user_id, kind)  # ids another process stored are seen, and not written twice
             if kind is Kind.EPISODE:
                 data = self._unseen(data)
@@ -222,13 +225,22 @@ class LanceBackend(Backend):
             self._after_write(kind, written)
             return written
 
+    @contextmanager
+    def _writing(self, users: Iterable[str]) -> Iterator[None]:
+        """Hold the write locks of some users (striped by hash): one user's check-then-write is one
+        step in this process, while writes of other users and every read go on."""
+        with ExitStack() as held:
+            for stripe in sorted({hash(user) % len(self._stripes) for user in users}):
+                held.enter_context(self._stripes[stripe])
+            yield
+
     # --- change tokens: what other processes committed -----------------------------
     def _changed(self, user_id: str, kind: Kind) -> None:
         """After this object's commit: a new token, and this object's view is current for it."""
         self._seen[(user_id, kind)] = self._versions.bump(user_id, kind).partition("/")[2]
 
     def _checkout_all(self) -> None:
-        with self._lock:
+        with self._view_lock:
             for table in self.tables.values():
                 table.checkout_latest()
 
@@ -236,7 +248,7 @@ class LanceBackend(Backend):
         """The user's token of a kind; check the latest table version out if it moved since last seen."""
         token = self._versions.token(user_id, kind)
         epoch, _, value = token.partition("/")
-        with self._lock:
+        with self._view_lock:
             if epoch != self._epoch:  # a user was deleted somewhere: every table may have moved
                 self._checkout_all()
                 self._epoch = epoch
@@ -268,6 +280,13 @@ class LanceBackend(Backend):
     def _after_write(self, kind: Kind, rows: int) -> None:
         """Index upkeep after a commit; a failure here is logged, never the write's failure."""
         try:
+            self._upkeep_after(kind, rows)
+        except (MemagentError, OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
+            log.warning("LanceDB at %s: index upkeep after a write failed (retried later): %s", self.uri, exc)
+
+    def _upkeep_after(self, kind: Kind, rows: int) -> None:
+        due = False
+        with self._lock:
             if kind not in self._indexed:
                 self._create_base_indexes(kind)
             if kind is Kind.EPISODE:
@@ -275,9 +294,9 @@ class LanceBackend(Backend):
                 self._unindexed += rows
                 if self._writes % self.optimize_every_writes == 0 or self._unindexed >= self.optimize_every_rows:
                     self._unindexed = 0
-                    self._request_upkeep()
-        except (MemagentError, OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
-            log.warning("LanceDB at %s: index upkeep after a write failed (retried later): %s", self.uri, exc)
+                    due = True
+        if due:
+            self._request_upkeep()
 
     def _create_base_indexes(self, kind: Kind) -> None:
         table = self.tables[kind]
@@ -294,7 +313,7 @@ class LanceBackend(Backend):
     @_wrapped
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
         where = f"user_id = {sql_str(user_id)}"
-        with self._lock:
+        with self._writing([user_id]):
             if ids is not None:
                 ids = list(dict.fromkeys(ids))
                 if not ids:
@@ -311,7 +330,7 @@ class LanceBackend(Backend):
     def delete_user(self, user_id: str) -> None:
         super().delete_user(user_id)
         self._versions.drop_user(user_id)
-        with self._lock:
+        with self._view_lock:
             for key in [k for k in self._seen if k[0] == user_id]:
                 del self._seen[key]
 
@@ -350,7 +369,7 @@ class LanceBackend(Backend):
 
     @_wrapped
     def users(self) -> list[str]:
-        with self._lock:
+        with self._view_lock:
             self.tables[Kind.EPISODE].checkout_latest()
         table = self.tables[Kind.EPISODE].search().select(["user_id"]).limit(None).to_arrow()
         return sorted(set(table.column("user_id").to_pylist()))
@@ -385,7 +404,7 @@ class LanceBackend(Backend):
     # --- upkeep ---------------------------------------------------------------------
     @_wrapped
     def refresh(self) -> None:
-        with self._lock:
+        with self._view_lock:
             for table in self.tables.values():
                 table.checkout_latest()
 

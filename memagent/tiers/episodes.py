@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 
 import numpy as np
@@ -43,8 +43,16 @@ class Episodes:
         self.locks = locks or UserLocks(backend.uri)
         self.exact_search_max_user_rows = exact_search_max_user_rows
         self._users = UserIndexCache(cache_max_rows)
-        self._lock = threading.RLock()
+        self._stripes = [threading.RLock() for _ in range(64)]  # per user, by hash: see _held
         self._schema = schema(Kind.EPISODE, backend.dimension)
+
+    @contextmanager
+    def _held(self, users: Sequence[str]) -> Iterator[None]:
+        """The in-process locks of some users: other users' reads and writes go on meanwhile."""
+        with ExitStack() as held:
+            for stripe in sorted({hash(user) % len(self._stripes) for user in users}):
+                held.enter_context(self._stripes[stripe])
+            yield
 
     # --- writes ---------------------------------------------------------------
     def add(self, records: Sequence[EpisodeRecord], vectors: np.ndarray) -> int:
@@ -55,7 +63,7 @@ class Episodes:
         with ExitStack() as held:
             for user in users:  # in one order, so two writers of the same users cannot deadlock
                 held.enter_context(self.locks.hold(user))
-            with self._lock:  # the check and the write are one step
+            with self._held(users):  # the check and the write are one step
                 known = {user: self.index(user).row_of for user in users}
                 keep = [n for n, r in enumerate(records) if r.id not in known[r.user_id]]
                 if not keep:
@@ -79,7 +87,7 @@ class Episodes:
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete episodes of one user by id; return how many existed."""
-        with self._lock:
+        with self._held([user_id]):
             found = [i for i in ids if i in self.index(user_id).row_of]
             count = self.backend.delete(Kind.EPISODE, user_id, found) if found else 0
             self._users.drop({user_id})
@@ -100,7 +108,7 @@ class Episodes:
         entry = self._users.get(user_id)
         if entry is not None and entry.version == token:
             return entry
-        with self._lock:  # no write of this process may slip between the scan and the put
+        with self._held([user_id]):  # no write of this process may slip between the scan and the put
             entry = self._users.get(user_id)
             token = self.backend.version(user_id, Kind.EPISODE)
             if entry is None or entry.version != token:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from memagent.config import Config, RetrievalSettings
 from memagent.deps import Deps
@@ -62,10 +64,35 @@ def _when(value: Any, default: Clock) -> datetime:
     return to_datetime(value) if value is not None else default()
 
 
-def _text(value: Any, what: str) -> str:
+E = TypeVar("E", bound=Enum)
+MAX_QUERY_CHARS = 8000  # a question or query; longer is a document, not a question
+
+
+def _text(value: Any, what: str, max_chars: int = MAX_QUERY_CHARS) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be a non-empty string")
+    if len(value) > max_chars:
+        raise InvalidInputError(f"{what} has {len(value)} characters; at most {max_chars}")
+    if _BAD_CHARS.search(value):
+        raise InvalidInputError(f"{what} contains control characters or lone surrogates")
     return value.strip()
+
+
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _count(value: Any, what: str, low: int = 1) -> int:
+    """An integer argument (not a bool) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidInputError(f"{what} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _choice(kind: type[E], value: Any, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInputError(f"unknown {what} {value!r}; one of {[m.value for m in kind]}") from None
 
 
 def _write_lines(handle: IO[str], lines: Iterable[str]) -> int:
@@ -171,6 +198,7 @@ class Memory:
     def delete(self, user_id: str, episode_id: str) -> None:
         """Delete one episode; raise ``EpisodeNotFoundError`` if it does not exist."""
         self._require_user(user_id)
+        check_id(episode_id, "episode_id")
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             if not self.episodes.delete(user_id, [episode_id]):
                 raise EpisodeNotFoundError(user_id, episode_id)
@@ -242,18 +270,18 @@ class Memory:
 
     def entity(self, user_id: str, name: str) -> Entity | None:
         """The graph entity a name denotes ("Ana", "my sister Ana", "Ana's"), if any."""
-        return self.tiers.graph(check_id(user_id)).find(name)
+        return self.tiers.graph(check_id(user_id)).find(_text(name, "name"))
 
     def facts(self, user_id: str, entity: str, at: Any = None) -> list[Relation]:
         """Relations of an entity valid at ``at`` (default: currently open ones)."""
         graph = self.tiers.graph(check_id(user_id))
-        found = graph.find(entity)
+        found = graph.find(_text(entity, "entity"))
         return graph.facts(found.id, to_datetime(at) if at is not None else None) if found else []
 
     def neighbours(self, user_id: str, entity: str, at: Any = None) -> list[tuple[Relation, Entity]]:
         """Each valid relation of an entity with the entity at its other end."""
         graph = self.tiers.graph(check_id(user_id))
-        found = graph.find(entity)
+        found = graph.find(_text(entity, "entity"))
         return graph.neighbours(found.id, to_datetime(at) if at is not None else None) if found else []
 
     def paths(self, user_id: str, source: str, target: str, max_hops: int = 3) -> list[list[Relation]]:
@@ -277,6 +305,7 @@ class Memory:
         from memagent.graphs.search import derived_hits
 
         check_id(user_id)
+        _count(k, "k")
         vector = self.embedder.embed([_text(query, "query")])[0]
         hidden = set() if include_archived else self.tiers.usage(user_id).archived
         return [FactHit(item, score, self.episodes.get(user_id, list(item.evidence_ids)))
@@ -300,14 +329,14 @@ class Memory:
         """
         check_id(user_id)
         query = _text(query, "query")
-        if not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        chosen = frozenset(Signal(s) for s in signals) if signals is not None else frozenset(Signal)
+        _count(k, "k")
+        chosen = frozenset(_choice(Signal, s, "signal") for s in signals) if signals is not None else frozenset(Signal)
         state = {"user_id": user_id, "query": query, "k": k, "use_time": use_time,
                  "now": _when(now, self.clock), "settings": retrieval or self.config.retrieval,
                  "since": to_datetime(since) if since is not None else None,
                  "until": to_datetime(until) if until is not None else None,
-                 "include_archived": include_archived, "route": Route(route).value if route else None}
+                 "include_archived": include_archived,
+                 "route": _choice(Route, route, "route").value if route else None}
         return self._search_graph(chosen).invoke(state)["hits"]
 
     def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Answer:
@@ -411,7 +440,7 @@ class Memory:
     def get(self, user_id: str, episode_id: str) -> Episode:
         """One episode by id; ``UnknownUserError`` or ``EpisodeNotFoundError`` if absent."""
         self._require_user(user_id)
-        found = self.episodes.get(user_id, [episode_id])
+        found = self.episodes.get(user_id, [check_id(episode_id, "episode_id")])
         if not found:
             raise EpisodeNotFoundError(user_id, episode_id)
         return found[0]
@@ -421,8 +450,8 @@ class Memory:
              session_id: str | None = None) -> Page[Episode]:
         """A page of a user's episodes in the order they were written."""
         check_id(user_id)
-        if offset < 0 or limit < 1:
-            raise InvalidInputError("offset must be >= 0 and limit >= 1")
+        _count(offset, "offset", 0)
+        _count(limit, "limit")
         ids = self.episodes.ordered_ids(user_id, session_id)
         page = self.episodes.get(user_id, ids[offset:offset + limit])
         next_offset = offset + limit if offset + limit < len(ids) else None

@@ -22,7 +22,9 @@ from memagent.types import Episode, Message
 
 MAX_ID_CHARS = 256
 _NAMESPACE = uuid.UUID("6f1c1b7e-5a43-4c55-9d6a-0b3f6f0e2a11")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# In message text: tabs and newlines are fine; NUL, ESC (terminal escapes) and lone surrogates are not.
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MESSAGE_KEYS = {
     "text": "text", "content": "text",
     "role": "role", "speaker": "role",
@@ -65,8 +67,9 @@ def _from_dict(raw: dict[str, Any], index: int) -> Message:
         raise InvalidInputError(f"message {index}: unknown keys {sorted(unknown)}; "
                                 f"allowed: {sorted(_MESSAGE_KEYS)}")
     fields = {_MESSAGE_KEYS[k]: v for k, v in raw.items() if v is not None}
-    if "text" in fields:
-        fields["text"] = _content_text(fields["text"])
+    if "text" not in fields:
+        raise InvalidInputError(f"message {index}: no text (give 'text' or 'content')")
+    fields["text"] = _content_text(fields["text"])
     if "metadata" in fields and not isinstance(fields["metadata"], dict):
         raise InvalidInputError(f"message {index}: metadata must be a dict")
     return Message(**fields)
@@ -93,12 +96,23 @@ def validate(messages: Sequence[Message], max_chars: int) -> list[Message]:
             raise InvalidInputError(f"message {index}: text has {len(text)} characters, "
                                     f"more than max_message_chars={max_chars}")
         check_id(message.role, f"message {index}: role")
+        if _BAD_TEXT.search(text):
+            raise InvalidInputError(f"message {index}: text contains NUL, escape or other control characters, "
+                                    "or lone surrogates")
+        if message.id is not None and not isinstance(message.id, (str, int)) or isinstance(message.id, bool):
+            raise InvalidInputError(f"message {index}: id must be a string (or an integer), "
+                                    f"got {type(message.id).__name__}")
         if message.id is not None:
             check_id(str(message.id), f"message {index}: id")
         try:
-            json.dumps(message.metadata)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"message {index}: metadata is not JSON-serialisable: {exc}") from None
+            encoded = json.dumps(message.metadata, allow_nan=False, ensure_ascii=False)
+            encoded.encode("utf-8")
+        except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as exc:
+            raise InvalidInputError(f"message {index}: metadata is not plain JSON (no NaN, no lone surrogates, "
+                                    f"not nested too deep): {exc}") from None
+        if len(encoded) > max_chars:
+            raise InvalidInputError(f"message {index}: metadata has {len(encoded)} characters as JSON, "
+                                    f"more than max_message_chars={max_chars}")
         if message.timestamp is not None:
             try:
                 to_datetime(message.timestamp)

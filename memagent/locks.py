@@ -22,8 +22,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from memagent.errors import LockTimeout
@@ -235,3 +235,19 @@ class LeaderLock:
                     fcntl.flock(fd, fcntl.LOCK_UN)
                 finally:
                     os.close(fd)
+
+
+class StripedLocks:
+    """In-process locks of users, striped by hash: one user's steps are one step for this
+    process's threads, while other users' go on. ``hold`` takes the stripes of several users
+    in one order, so two holders of overlapping users cannot deadlock. Re-entrant."""
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._stripes = [threading.RLock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, users: Iterable[str]) -> Iterator[None]:
+        with ExitStack() as held:
+            for stripe in sorted({hash(user) % len(self._stripes) for user in users}):
+                held.enter_context(self._stripes[stripe])
+            yield

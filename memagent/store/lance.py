@@ -35,8 +35,8 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
 from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, StorageError
+from memagent.locks import StripedLocks
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, from_table, schema, to_rows, to_table
@@ -144,7 +145,7 @@ class LanceBackend(Backend):
         self.keep_versions = timedelta(hours=keep_versions_hours)
         self._lock = threading.RLock()  # index bookkeeping and creation
         self._view_lock = threading.RLock()  # which table versions this object has checked out
-        self._stripes = [threading.RLock() for _ in range(64)]  # writes, per user (see _writing)
+        self._writing = StripedLocks()  # one user's check-then-write is one step; other users go on
         self.background_upkeep = background_upkeep
         self._optimizing = threading.Lock()  # one optimize at a time
         self._upkeep_due = threading.Event()
@@ -208,7 +209,7 @@ class LanceBackend(Backend):
         table = self.tables[kind]
         data = to_table(kind, rows, table.schema)
         users = set(data.column("user_id").to_pylist())
-        with self._writing(users):
+        with self._writing.hold(users):
             for user_id in users:
                 self._fresh(user_id, kind)  # ids another process stored are seen, and not written twice
             if kind is Kind.EPISODE:
@@ -224,15 +225,6 @@ class LanceBackend(Backend):
                 self._changed(user_id, kind)
             self._after_write(kind, written)
             return written
-
-    @contextmanager
-    def _writing(self, users: Iterable[str]) -> Iterator[None]:
-        """Hold the write locks of some users (striped by hash): one user's check-then-write is one
-        step in this process, while writes of other users and every read go on."""
-        with ExitStack() as held:
-            for stripe in sorted({hash(user) % len(self._stripes) for user in users}):
-                held.enter_context(self._stripes[stripe])
-            yield
 
     # --- change tokens: what other processes committed -----------------------------
     def _changed(self, user_id: str, kind: Kind) -> None:
@@ -313,7 +305,7 @@ class LanceBackend(Backend):
     @_wrapped
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
         where = f"user_id = {sql_str(user_id)}"
-        with self._writing([user_id]):
+        with self._writing.hold([user_id]):
             if ids is not None:
                 ids = list(dict.fromkeys(ids))
                 if not ids:
@@ -404,9 +396,7 @@ class LanceBackend(Backend):
     # --- upkeep ---------------------------------------------------------------------
     @_wrapped
     def refresh(self) -> None:
-        with self._view_lock:
-            for table in self.tables.values():
-                table.checkout_latest()
+        self._checkout_all()
 
     @_wrapped
     def optimize(self, cleanup_all: bool = False) -> None:

@@ -18,15 +18,14 @@ write without ``refresh``. A write holds the user's cross-process lock
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
-from memagent.locks import UserLocks
+from memagent.locks import StripedLocks, UserLocks
 from memagent.records import EpisodeRecord, Kind
 from memagent.store.base import Backend, Hits
 from memagent.store.cache import UserIndex, UserIndexCache
@@ -43,16 +42,8 @@ class Episodes:
         self.locks = locks or UserLocks(backend.uri)
         self.exact_search_max_user_rows = exact_search_max_user_rows
         self._users = UserIndexCache(cache_max_rows)
-        self._stripes = [threading.RLock() for _ in range(64)]  # per user, by hash: see _held
+        self._held = StripedLocks()  # per user: other users' reads and writes go on meanwhile
         self._schema = schema(Kind.EPISODE, backend.dimension)
-
-    @contextmanager
-    def _held(self, users: Sequence[str]) -> Iterator[None]:
-        """The in-process locks of some users: other users' reads and writes go on meanwhile."""
-        with ExitStack() as held:
-            for stripe in sorted({hash(user) % len(self._stripes) for user in users}):
-                held.enter_context(self._stripes[stripe])
-            yield
 
     # --- writes ---------------------------------------------------------------
     def add(self, records: Sequence[EpisodeRecord], vectors: np.ndarray) -> int:
@@ -63,7 +54,7 @@ class Episodes:
         with ExitStack() as held:
             for user in users:  # in one order, so two writers of the same users cannot deadlock
                 held.enter_context(self.locks.hold(user))
-            with self._held(users):  # the check and the write are one step
+            with self._held.hold(users):  # the check and the write are one step
                 known = {user: self.index(user).row_of for user in users}
                 keep = [n for n, r in enumerate(records) if r.id not in known[r.user_id]]
                 if not keep:
@@ -87,7 +78,7 @@ class Episodes:
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete episodes of one user by id; return how many existed."""
-        with self._held([user_id]):
+        with self._held.hold([user_id]):
             found = [i for i in ids if i in self.index(user_id).row_of]
             count = self.backend.delete(Kind.EPISODE, user_id, found) if found else 0
             self._users.drop({user_id})
@@ -108,7 +99,7 @@ class Episodes:
         entry = self._users.get(user_id)
         if entry is not None and entry.version == token:
             return entry
-        with self._held([user_id]):  # no write of this process may slip between the scan and the put
+        with self._held.hold([user_id]):  # no write of this process may slip between the scan and the put
             entry = self._users.get(user_id)
             token = self.backend.version(user_id, Kind.EPISODE)
             if entry is None or entry.version != token:

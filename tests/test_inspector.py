@@ -323,6 +323,10 @@ def test_the_page_in_a_headless_browser(memory, browser):
             return page.locator("#profile tr.statement").filter(has=what)
 
         porto = row("^Sam lives in Porto")
+        # the table may still be the one drawn for "now" (Porto closed): wait for the redraw at the date
+        from playwright.sync_api import expect
+
+        expect(porto.locator(".state")).to_have_text("valid", timeout=10_000)
         assert porto.locator(".state").text_content() == "valid"
         assert "2024-03-08 10:00" in porto.text_content()  # the end of its interval: the move
         assert "replaced by: Sam moved to Lisbon" in porto.text_content()

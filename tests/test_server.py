@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -313,16 +314,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _connection_of_worker(url: str, key: str, want: int | None, avoid: int | None, deadline: float
-                          ) -> tuple[httpx.Client, int]:
-    """A fresh connection, kept, that a worker (``want``, or any but ``avoid``) answers on."""
+def _connection_of_worker(url: str, key: str, avoid: int | None, deadline: float) -> tuple[httpx.Client, int]:
+    """A fresh connection, kept, that a worker other than ``avoid`` answers on."""
     while time.monotonic() < deadline:
         http = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30)
         pid = int(http.get("/healthz").json()["pid"])
-        if (want is None or pid == want) and pid != avoid:
+        if pid != avoid:
             return http, pid
         http.close()
+        time.sleep(0.05)
     raise AssertionError("no connection reached the other worker")
+
+
+class _Output:
+    """Collects a process's output lines in a thread, so a test can wait for a line without blocking the pipe."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, times: int, deadline: float) -> None:
+        while sum(text in line for line in list(self.lines)) < times:
+            assert time.monotonic() < deadline, f"{text!r} not seen {times} times:\n{self.text()}"
+            time.sleep(0.2)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def join(self) -> str:
+        self._thread.join(timeout=60)
+        return self.text()
 
 
 @pytest.mark.slow
@@ -335,18 +362,15 @@ def test_serve_http_with_two_workers(tmp_path, capsys):
     process = subprocess.Popen([sys.executable, "-m", "memagent.cli", "--data-dir", str(tmp_path / "data"), "serve",
                                 "--http", "--workers", "2", "--port", str(port), "--keys", str(keys)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = _Output(process)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        writer, first = _connection_of_worker(url, key, None, None, deadline)
+        # each worker loads the embedder before it accepts; on a slow machine the second can take minutes
+        output.wait_for("Application startup complete", 2, time.monotonic() + 420)
+        deadline = time.monotonic() + 120
+        writer, first = _connection_of_worker(url, key, None, deadline)
         ids = writer.post("/v1/users/bob/messages", json={"messages": ["I live in Porto.", "My cat is Miso."]})
         assert ids.status_code == 200
-        reader, second = _connection_of_worker(url, key, None, first, deadline)
+        reader, second = _connection_of_worker(url, key, first, deadline)
         assert second != first
         assert reader.get("/v1/users/bob/count").json() == {"count": 2}
         assert reader.get("/v1/users").json() == {"users": ["bob"]}
@@ -358,9 +382,10 @@ def test_serve_http_with_two_workers(tmp_path, capsys):
         reader.close()
     finally:
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=120)[0]
-    assert process.returncode == 0, output
-    assert "Application shutdown complete" in output
+        process.wait(timeout=120)
+    text = output.join()
+    assert process.returncode == 0, text
+    assert "Application shutdown complete" in text
     with Memory(tmp_path / "data") as memory:
         assert memory.count("acme:bob") == 3
 

@@ -49,6 +49,7 @@ class SearchState(TypedDict, total=False):
     route: str | None
     include_archived: bool
     hidden: frozenset[str]
+    allowed: frozenset[str] | None  # only these episodes may be hits (a metadata filter's matches)
     fused: dict[str, policy.Scored]
     hits: list[SearchHit]
 
@@ -71,12 +72,12 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
 
     def vector_hits(state: SearchState, vector: np.ndarray) -> dict[Signal, list[tuple[str, float]]]:
         user_id, n = state["user_id"], state["settings"].candidates
-        since, until = state.get("since"), state.get("until")
-        found = {Signal.VECTOR: store.nearest(user_id, vector, n, since, until)}
+        since, until, allowed = state.get("since"), state.get("until"), state.get("allowed")
+        found = {Signal.VECTOR: store.nearest(user_id, vector, n, since, until, allowed)}
         for r in state["ranges"]:
             start = max(r.start, since) if since else r.start
             end = min(r.end, until) if until else r.end
-            found.setdefault(Signal.TIME, []).extend(store.nearest(user_id, vector, n, start, end))
+            found.setdefault(Signal.TIME, []).extend(store.nearest(user_id, vector, n, start, end, allowed))
         return found
 
     def retrieve(state: SearchState) -> SearchState:
@@ -93,7 +94,11 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
             found[Signal.FACT] = fact_hits(state, vector, hidden)
         if Signal.LEXICAL in signals:
             found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
-                                                  state.get("since"), state.get("until"), settings.lexical_context)
+                                                  state.get("since"), state.get("until"), settings.lexical_context,
+                                                  state.get("allowed"))
+        allowed = state.get("allowed")
+        if allowed is not None:  # derived facts point at episodes the filter may not allow
+            hidden = hidden | frozenset(i for hits in found.values() for i, _ in hits if i not in allowed)
         return {"found": {signal: [(i, v) for i, v in hits if i not in hidden] for signal, hits in found.items()},
                 "hidden": hidden, "vector": vector}
 
@@ -129,18 +134,20 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
         return {"fused": fused}
 
     def expand(state: SearchState) -> SearchState:
-        fused, settings = state["fused"], state["settings"]
+        fused, settings, allowed = state["fused"], state["settings"], state.get("allowed")
         index = store.index(state["user_id"])
         if Signal.NEIGHBOUR in signals and settings.neighbour_hits:
             since, until = state.get("since"), state.get("until")
             bounds = [(micros(since) if since else None, micros(until) if until else None)]
             hidden = state.get("hidden", frozenset())
             neighbours = {i: [j for j in index.adjacent(i)
-                              if _inside(index.event_time_us(j), bounds) and j not in hidden]
+                              if _inside(index.event_time_us(j), bounds) and j not in hidden
+                              and (allowed is None or j in allowed)]
                           for i, _ in policy.rank(fused, settings.neighbour_hits)}
             fused = policy.add_neighbours(fused, neighbours, settings.neighbour_decay)
         # a correction the user gave stands for the memories that agree with it
-        supports = {i: [j for j in supported.metadata.get("supports", []) if j in index.row_of]
+        supports = {i: [j for j in supported.metadata.get("supports", []) if j in index.row_of
+                        and (allowed is None or j in allowed)]
                     for i, _ in policy.rank(fused, settings.neighbour_hits)
                     if (supported := index.episode(i)) is not None}
         fused = policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, settings.support_decay)

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
+
+import numpy as np
 
 from memagent.config import Config, RetrievalSettings
 from memagent.deps import Deps
 from memagent.embeddings import Embedder, SentenceTransformerEmbedder, TextVectors
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
+from memagent.filters import check_filters
 from memagent.llm import ChatAdapter
 from memagent.locks import UserLocks
 from memagent.policies.deletion import plan_removal
@@ -35,11 +39,26 @@ from memagent.records import Kind
 from memagent.routing import Router
 from memagent.store import open_backend
 from memagent.store.base import Backend
+from memagent.tiers import episodic
 from memagent.tiers.cache import DerivedTiers
 from memagent.tiers.episodes import Episodes
-from memagent.tiers.episodic import check_id
+from memagent.tiers.episodic import check_id, scope
+from memagent.tiers.revisions import Revisions
 from memagent.timeparse import to_datetime
-from memagent.types import Answer, Entity, Episode, FactHit, Page, Relation, Route, SearchHit, Signal, Statement
+from memagent.types import (
+    Answer,
+    Entity,
+    Episode,
+    EpisodeVersion,
+    FactHit,
+    Message,
+    Page,
+    Relation,
+    Route,
+    SearchHit,
+    Signal,
+    Statement,
+)
 
 Clock = Callable[[], datetime]
 
@@ -103,6 +122,22 @@ def _write_lines(handle: IO[str], lines: Iterable[str]) -> int:
     return count
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _twin(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """The async form of a method: the same code, run in a worker thread so the event loop never blocks."""
+
+    @functools.wraps(method)
+    async def twin(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, self, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"a{method.__name__}"
+    twin.__doc__ = f"Async form of ``{method.__name__}`` (run in a worker thread).\n\n{method.__doc__ or ''}"
+    return twin
+
+
 class Memory:
     """A persistent, multi-user memory over one backend.
 
@@ -130,6 +165,7 @@ class Memory:
         self.llm = ChatAdapter(llm)
         self.deps = Deps(self.backend, self.episodes, self.tiers, self.embedder, config, self.llm)
         self.sentences = TextVectors(self.embedder, config.answer.sentence_cache)
+        self.revisions = Revisions(self.backend)
         self._scheduler: Any = None
         self._graphs: dict[Any, Any] = {}
         self._lock = threading.RLock()  # a graph may be built while another one is
@@ -156,24 +192,30 @@ class Memory:
 
     # --- writing ----------------------------------------------------------------
     def add(self, user_id: str, messages: Any, session_id: str | None = None, *,
-            now: datetime | None = None) -> list[str]:
+            now: datetime | None = None, infer: bool = False, agent_id: str | None = None,
+            run_id: str | None = None) -> list[str]:
         """Store messages (a batch, or one) in the order given; return their episode ids.
 
         A message is a str, a ``Message``, a dict (``text``/``content``,
         ``role``/``speaker``, ``timestamp``, ``id``, ``metadata``) or a LangChain
         message. One with an ``id`` already stored for this user is not stored
         again; its existing episode id is returned. A bad message rejects the
-        whole batch before anything is written.
+        whole batch before anything is written. ``infer`` consolidates the user at
+        once (profile and graph follow before this returns). ``agent_id`` and
+        ``run_id`` store into that scope of the user (``memagent.scope``).
         """
-        check_id(user_id)
+        user_id = scope(user_id, agent_id, run_id)
         session_id = check_id(session_id, "session_id") if session_id is not None else "default"
         batch = list(messages) if isinstance(messages, (list, tuple)) else [messages]
         if not batch:
             return []
         if len(batch) > self.config.max_batch:
             raise InvalidInputError(f"{len(batch)} messages in one call; max_batch is {self.config.max_batch}")
-        return self._ingest({"user_id": user_id, "session_id": session_id, "raw": batch,
-                             "now": _when(now, self.clock)})
+        ids = self._ingest({"user_id": user_id, "session_id": session_id, "raw": batch,
+                            "now": _when(now, self.clock)})
+        if infer:
+            self.consolidate(user_id)
+        return ids
 
     def import_(self, source: str | Path | IO[str], user_id: str | None = None,
                 batch_size: int = 500, progress: Callable[[int], None] | None = None) -> list[str]:
@@ -196,17 +238,99 @@ class Memory:
         return ids
 
     def delete(self, user_id: str, episode_id: str) -> None:
-        """Delete one episode; raise ``EpisodeNotFoundError`` if it does not exist."""
+        """Delete one episode, its history and what was derived from it alone;
+        raise ``EpisodeNotFoundError`` if it does not exist."""
         self._require_user(user_id)
         check_id(episode_id, "episode_id")
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             if not self.episodes.delete(user_id, [episode_id]):
                 raise EpisodeNotFoundError(user_id, episode_id)
-            profile, graph = self.tiers.get(user_id)
-            plan = plan_removal({episode_id}, profile.statements, list(graph.entities.values()),
-                                list(graph.relations.values()))
-            self.tiers.apply_removal(user_id, plan)
-            self.sentences.drop(user_id)
+            self._unlearn(user_id, {episode_id}, deleted=True)
+
+    def _unlearn(self, user_id: str, episode_ids: set[str], *, deleted: bool) -> None:
+        """Drop what the profile and graph derived from these episodes (and, if ``deleted``, their history)."""
+        profile, graph = self.tiers.get(user_id)
+        plan = plan_removal(episode_ids, profile.statements, list(graph.entities.values()),
+                            list(graph.relations.values()))
+        self.tiers.apply_removal(user_id, plan)
+        if deleted:
+            self.backend.delete(Kind.HISTORY, user_id, self.revisions.ids_of(user_id, episode_ids))
+        self.sentences.drop(user_id)
+
+    def delete_all(self, user_id: str, filters: Mapping[str, Any] | None = None, *,
+                   agent_id: str | None = None, run_id: str | None = None) -> int:
+        """Delete a user's (or scope's) episodes whose metadata matches ``filters`` (every one,
+        as ``delete_user``, when None), with what was derived from them; return how many."""
+        user_id = scope(user_id, agent_id, run_id)
+        if filters is None:
+            return self.delete_user(user_id)
+        chosen = check_filters(filters)
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
+            ids = self.episodes.matching(user_id, chosen)
+            if not ids:
+                return 0
+            count = self.episodes.delete(user_id, ids)
+            self._unlearn(user_id, set(ids), deleted=True)
+            return count
+
+    def reset(self) -> int:
+        """Delete every user of this memory, from every tier; return how many users there were."""
+        users = self.users()
+        for user in users:
+            self.delete_user(user)
+        return len(users)
+
+    def update(self, user_id: str, episode_id: str, *, text: str | None = None,
+               metadata: Mapping[str, Any] | None = None, now: Any = None) -> Episode:
+        """Change an episode's text and/or metadata (metadata is replaced whole); the old
+        version stays in ``history``. Return the episode as it is now.
+
+        A new text is embedded and indexed again, what consolidation derived from
+        the old text is dropped, and the episode waits for consolidation again.
+        Its id, session, speaker and event time stay.
+        """
+        self._require_user(user_id)
+        check_id(episode_id, "episode_id")
+        if text is None and metadata is None:
+            raise InvalidInputError("update needs a text, a metadata mapping, or both")
+        when = _when(now, self.clock)
+        [checked] = episodic.validate([Message(text=text if text is not None else "-", metadata=dict(
+            metadata if metadata is not None else {}))], self.config.max_message_chars)
+        with self.locks.hold(user_id), self.tiers.lock(user_id):
+            current = self.get(user_id, episode_id)
+            changed = replace(current, text=checked.text if text is not None else current.text,
+                              metadata=checked.metadata if metadata is not None else current.metadata)
+            if changed == current:
+                return current
+            self.revisions.record(current, changed, when)
+            rewritten = text is not None and changed.text != current.text
+            self._rewrite(changed, rewritten)
+            if rewritten:
+                self._unlearn(user_id, {episode_id}, deleted=False)
+        return self.get(user_id, episode_id)
+
+    def _rewrite(self, episode: Episode, rewritten: bool) -> None:
+        """Store a changed episode over the old one: re-embedded, and with a new ``seq`` (so consolidation
+        reads it again) when its text changed; the next turn's indexed context follows."""
+        index = self.episodes.index(episode.user_id)
+        seq = index.next_seq() if rewritten else int(index.seqs[index.row_of[episode.id]])
+        role = self.config.embed_role
+        around = {e.turn: e for e in self.episodes.session_turns(
+            episode.user_id, {episode.session_id: {episode.turn - 1, episode.turn + 1}})}
+        before, after = around.get(episode.turn - 1), around.get(episode.turn + 1)
+        records = [episodic.to_record(episode, seq, role, before)]
+        vectors = (self.embedder.embed([episodic.index_text(episode, role)]) if rewritten
+                   else self.episodes.vectors(episode.user_id, [episode.id]))
+        if rewritten and after is not None:
+            next_seq = int(index.seqs[index.row_of[after.id]])
+            records.append(episodic.to_record(after, next_seq, role, episode))
+            vectors = np.vstack([vectors, self.episodes.vectors(episode.user_id, [after.id])])
+        self.episodes.replace(episode.user_id, records, vectors)
+
+    def history(self, user_id: str, episode_id: str) -> builtins.list[EpisodeVersion]:
+        """Every version of an episode, oldest first: as added, then after each ``update``."""
+        current = self.get(user_id, episode_id)
+        return self.revisions.versions(current)
 
     def delete_user(self, user_id: str) -> int:
         """Remove everything of a user from every tier, table, index and cache; return the episode count."""
@@ -315,7 +439,9 @@ class Memory:
     def search(self, user_id: str, query: str, k: int = 10, since: Any = None, until: Any = None,
                *, now: Any = None, signals: Iterable[Signal | str] | None = None,
                use_time: bool = True, retrieval: RetrievalSettings | None = None,
-               include_archived: bool = False, route: Route | str | None = None) -> list[SearchHit]:
+               include_archived: bool = False, route: Route | str | None = None,
+               filters: Mapping[str, Any] | None = None, agent_id: str | None = None,
+               run_id: str | None = None) -> list[SearchHit]:
         """The ``k`` best episodes of a user for ``query``, each with the signals that found it.
 
         ``since``/``until`` bound event time (``since <= t < until``). Time
@@ -325,9 +451,11 @@ class Memory:
         ``{"lexical"}`` for BM25 alone; ``retrieval`` overrides the configured
         ranking settings for this call. Archived memories are skipped unless
         ``include_archived`` or nothing active matches well. ``route`` applies the
-        feedback given on answers of that route. An unknown user has no hits.
+        feedback given on answers of that route. ``filters`` keeps only episodes whose
+        metadata matches (``memagent.filters``: ``{"topic": "food", "stars": {"$gte": 4}}``).
+        ``agent_id``/``run_id`` search that scope (``memagent.scope``). An unknown user has no hits.
         """
-        check_id(user_id)
+        user_id = scope(user_id, agent_id, run_id)
         query = _text(query, "query")
         _count(k, "k")
         chosen = frozenset(_choice(Signal, s, "signal") for s in signals) if signals is not None else frozenset(Signal)
@@ -337,9 +465,12 @@ class Memory:
                  "until": to_datetime(until) if until is not None else None,
                  "include_archived": include_archived,
                  "route": _choice(Route, route, "route").value if route else None}
+        if filters is not None:
+            state["allowed"] = frozenset(self.episodes.matching(user_id, check_filters(filters)))
         return self._search_graph(chosen).invoke(state)["hits"]
 
-    def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Answer:
+    def ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None,
+            agent_id: str | None = None, run_id: str | None = None) -> Answer:
         """Answer a question from the user's memory, by route, with evidence and a trace id.
 
         ``at`` is when the question is asked (default: the clock); relative times in
@@ -350,7 +481,7 @@ class Memory:
         >>> memory.ask("sam", "When did I adopt Biscuit?").text   # doctest: +SKIP
         '1 March 2024'
         """
-        check_id(user_id)
+        user_id = scope(user_id, agent_id, run_id)
         from memagent.graphs.answer import build_answer_graph
 
         graph = self._graph("answer", lambda: build_answer_graph(
@@ -457,6 +588,17 @@ class Memory:
         next_offset = offset + limit if offset + limit < len(ids) else None
         return Page(items=page, total=len(ids), offset=offset, next_offset=next_offset)
 
+    def get_all(self, user_id: str, filters: Mapping[str, Any] | None = None, *, limit: int | None = None,
+                agent_id: str | None = None, run_id: str | None = None) -> builtins.list[Episode]:
+        """A user's (or scope's) episodes in write order, only those whose metadata matches
+        ``filters`` if given, at most ``limit``; an unknown user has none."""
+        user_id = scope(user_id, agent_id, run_id)
+        chosen = check_filters(filters)
+        if limit is not None:
+            _count(limit, "limit")
+        ids = self.episodes.matching(user_id, chosen) if chosen else self.episodes.ordered_ids(user_id)
+        return self.episodes.get(user_id, ids[:limit])
+
     def count(self, user_id: str) -> int:
         """How many episodes a user has."""
         return self.episodes.count(check_id(user_id))
@@ -522,8 +664,31 @@ class Memory:
         self.close()
 
     # --- async: the same code, run in a worker thread ---------------------------
-    async def aadd(self, user_id: str, messages: Any, session_id: str | None = None, **kw: Any) -> builtins.list[str]:
-        return await asyncio.to_thread(self.add, user_id, messages, session_id, **kw)
-
-    async def asearch(self, user_id: str, query: str, k: int = 10, **kw: Any) -> builtins.list[SearchHit]:
-        return await asyncio.to_thread(self.search, user_id, query, k, **kw)
+    aadd = _twin(add)
+    aimport_ = _twin(import_)
+    adelete = _twin(delete)
+    adelete_all = _twin(delete_all)
+    adelete_user = _twin(delete_user)
+    areset = _twin(reset)
+    aupdate = _twin(update)
+    ahistory = _twin(history)
+    aconsolidate = _twin(consolidate)
+    apending = _twin(pending)
+    aprofile = _twin(profile)
+    aentity = _twin(entity)
+    afacts = _twin(facts)
+    aneighbours = _twin(neighbours)
+    apaths = _twin(paths)
+    asearch_facts = _twin(search_facts)
+    asearch = _twin(search)
+    aask = _twin(ask)
+    afeedback = _twin(feedback)
+    areset_feedback = _twin(reset_feedback)
+    aforget = _twin(forget)
+    aget = _twin(get)
+    aget_all = _twin(get_all)
+    alist = _twin(list)
+    acount = _twin(count)
+    ausers = _twin(users)
+    aexport = _twin(export)
+    aclose = _twin(close)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from memagent.types import Entity, Episode, Relation, Statement, TextEnum
+from memagent.types import Entity, Episode, EpisodeVersion, Relation, Statement, TextEnum
 
 Int64 = Annotated[int, "int64"]  # an integer column wider than the default int32
 
@@ -34,6 +34,7 @@ class Kind(TextEnum):
     USAGE = "usage"
     WEIGHT = "weights"
     RATING = "ratings"
+    HISTORY = "history"
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Weight:
 RECORD_TYPES: dict[Kind, type] = {
     Kind.EPISODE: EpisodeRecord, Kind.STATEMENT: Statement, Kind.ENTITY: Entity, Kind.RELATION: Relation,
     Kind.WATERMARK: Watermark, Kind.TRACE: Trace, Kind.USAGE: Usage, Kind.WEIGHT: Weight, Kind.RATING: Rating,
+    Kind.HISTORY: EpisodeVersion,
 }
 VECTOR_KINDS = frozenset({Kind.EPISODE, Kind.STATEMENT, Kind.ENTITY, Kind.RELATION, Kind.RATING})
 # Columns with a full-text index, per kind.

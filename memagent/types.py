@@ -72,6 +72,29 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class EpisodeVersion:
+    """One version of an episode's text and metadata: what ``Memory.history`` lists.
+
+    Version 1 is the episode as added (``event="add"``); each ``Memory.update``
+    adds the next (``event="update"``), at the time it was made.
+    """
+
+    id: str
+    user_id: str
+    episode_id: str
+    version: int
+    event: str
+    text: str
+    at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """An episode found by search, its fused score and the signals that found it."""
 

@@ -10,9 +10,10 @@ works" means.
 
 Semantics every backend keeps:
 
-* ``put`` writes a batch in one commit: all of it or none of it. Episodes are
-  immutable: an episode whose ``(user_id, id)`` is stored is skipped, so a
-  retried batch adds nothing twice. Every other kind is replaced by id.
+* ``put`` writes a batch in one commit: all of it or none of it. An episode
+  whose ``(user_id, id)`` is stored is skipped, so a retried batch adds nothing
+  twice, unless ``replace=True`` (what ``Memory.update`` writes). Every other
+  kind is replaced by id.
 * reads see every write committed before them, by this object or (where
   ``capabilities.shared``) by any process on the same data, without ``refresh``.
 * ``version(user_id, kind)`` is a token that changes after every commit of that
@@ -67,8 +68,12 @@ class Backend(ABC):
 
     # --- writes --------------------------------------------------------------
     @abstractmethod
-    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None) -> int:
-        """Write records of one kind in one commit; return how many rows were written."""
+    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None, *,
+            replace: bool = False) -> int:
+        """Write records of one kind in one commit; return how many rows were written.
+
+        Stored episodes are kept as they are unless ``replace``; other kinds are always replaced by id.
+        """
 
     @abstractmethod
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:

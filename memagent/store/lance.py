@@ -202,7 +202,8 @@ class LanceBackend(Backend):
 
     # --- writes ---------------------------------------------------------------
     @_wrapped
-    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None) -> int:
+    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None, *,
+            replace: bool = False) -> int:
         rows = to_rows(kind, records, vectors)
         if not rows:
             return 0
@@ -212,7 +213,7 @@ class LanceBackend(Backend):
         with self._writing.hold(users):
             for user_id in users:
                 self._fresh(user_id, kind)  # ids another process stored are seen, and not written twice
-            if kind is Kind.EPISODE:
+            if kind is Kind.EPISODE and not replace:
                 data = self._unseen(data)
                 if data.num_rows:
                     table.add(data)

@@ -55,7 +55,8 @@ class InMemoryBackend(Backend):
         self._versions = LocalVersions()
 
     # --- writes --------------------------------------------------------------
-    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None) -> int:
+    def put(self, kind: Kind, records: Sequence[Any], vectors: np.ndarray | None = None, *,
+            replace: bool = False) -> int:
         rows = to_rows(kind, records, vectors)  # converted whole before anything changes
         for row in rows:
             if not row.get("id") or not row.get("user_id"):
@@ -66,7 +67,7 @@ class InMemoryBackend(Backend):
             written = 0
             for row in rows:
                 stored = self._rows[kind].setdefault(row["user_id"], {})
-                if kind is Kind.EPISODE and row["id"] in stored:
+                if kind is Kind.EPISODE and row["id"] in stored and not replace:
                     continue
                 stored[row["id"]] = row
                 written += 1

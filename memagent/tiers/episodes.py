@@ -18,13 +18,16 @@ write without ``refresh``. A write holds the user's cross-process lock
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from memagent.filters import matches
 from memagent.locks import StripedLocks, UserLocks
 from memagent.records import EpisodeRecord, Kind
 from memagent.store.base import Backend, Hits
@@ -75,6 +78,21 @@ class Episodes:
                     entry = UserIndex(entry.table, None)  # large now: the backend's search takes over
                 entry.version = self.backend.version(user_id, Kind.EPISODE)  # the copy is current: our commit
                 self._users.put(user_id, entry)
+
+    def replace(self, user_id: str, records: Sequence[EpisodeRecord], vectors: np.ndarray) -> int:
+        """Overwrite stored episodes of one user (same ids) in one commit: ``Memory.update``."""
+        with self.locks.hold(user_id), self._held.hold([user_id]):
+            written = self.backend.put(Kind.EPISODE, records, vectors, replace=True)
+            self._users.drop({user_id})
+            return written
+
+    def vectors(self, user_id: str, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of a user's episodes, row for row with ``ids`` (all must exist)."""
+        entry = self.index(user_id)
+        if entry.vectors is None:
+            entry = UserIndex.from_arrow(self.backend.scan(Kind.EPISODE, user_id, vectors=True), with_vectors=True)
+        assert entry.vectors is not None
+        return entry.vectors[[entry.row_of[i] for i in ids]]
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete episodes of one user by id; return how many existed."""
@@ -133,6 +151,13 @@ class Episodes:
         """Every episode id of a user in the order written."""
         return self.index(user_id).ordered_ids(session_id)
 
+    def matching(self, user_id: str, filters: Mapping[str, Any]) -> list[str]:
+        """Ids of a user's episodes whose metadata matches ``filters`` (``memagent.filters``), in write order."""
+        entry = self.index(user_id)
+        metadata = entry.table.column("metadata").to_pylist()
+        chosen = {entry.ids[n] for n, raw in enumerate(metadata) if matches(json.loads(raw) if raw else {}, filters)}
+        return [i for i in entry.ordered_ids() if i in chosen]
+
     def iter_user(self, user_id: str) -> Iterator[Episode]:
         yield from self.get(user_id, self.ordered_ids(user_id))
 
@@ -152,20 +177,44 @@ class Episodes:
 
     # --- search ---------------------------------------------------------------
     def lexical(self, user_id: str, text: str, k: int, since: datetime | None = None,
-                until: datetime | None = None, context: bool = True) -> Hits:
+                until: datetime | None = None, context: bool = True, allowed: frozenset[str] | None = None) -> Hits:
         """Ids and BM25 scores of one user's hits, over each turn with the one before it if ``context``:
-        over the in-process postings while the user is small, the backend's index past that."""
+        over the in-process postings while the user is small, the backend's index past that.
+        ``allowed`` (ids) restricts the hits, e.g. to episodes whose metadata matches a filter."""
         column = "context_text" if context else "search_text"
         entry = self.index(user_id)
         if entry.vectors is not None:
-            return entry.lexical(text, k, column, entry.mask(since, until))
-        return self.backend.text_search(Kind.EPISODE, user_id, text, k, field=column, since=since, until=until)
+            return entry.lexical(text, k, column, self._keep(entry, since, until, allowed))
+        return _only(allowed, k, lambda n: self.backend.text_search(
+            Kind.EPISODE, user_id, text, n, field=column, since=since, until=until))
 
     def nearest(self, user_id: str, vector: np.ndarray, k: int, since: datetime | None = None,
-                until: datetime | None = None) -> Hits:
+                until: datetime | None = None, allowed: frozenset[str] | None = None) -> Hits:
         """Ids and cosine similarities of a user's nearest episodes: exact in memory while the
-        user is small, the backend's search past that."""
+        user is small, the backend's search past that. ``allowed`` as for ``lexical``."""
         entry = self.index(user_id)
         if entry.vectors is not None:
-            return entry.nearest(vector, k, entry.mask(since, until))
-        return self.backend.vector_search(Kind.EPISODE, user_id, vector, k, since=since, until=until)
+            return entry.nearest(vector, k, self._keep(entry, since, until, allowed))
+        return _only(allowed, k, lambda n: self.backend.vector_search(
+            Kind.EPISODE, user_id, vector, n, since=since, until=until))
+
+    @staticmethod
+    def _keep(entry: UserIndex, since: datetime | None, until: datetime | None,
+              allowed: frozenset[str] | None) -> np.ndarray:
+        keep = entry.mask(since, until)
+        if allowed is not None:
+            keep &= np.fromiter((i in allowed for i in entry.ids), dtype=bool, count=len(entry.ids))
+        return keep
+
+
+def _only(allowed: frozenset[str] | None, k: int, search: Callable[[int], Hits]) -> Hits:
+    """The backend's best ``k`` hits among ``allowed``: asked for more, up to every allowed row, until ``k`` pass."""
+    if allowed is None:
+        return search(k)
+    wanted = k
+    while True:
+        hits = search(wanted)
+        kept = [(i, s) for i, s in hits if i in allowed]
+        if len(kept) >= k or len(hits) < wanted:
+            return kept[:k]
+        wanted *= 4

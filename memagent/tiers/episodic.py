@@ -35,12 +35,41 @@ _MESSAGE_KEYS = {
 _LANGCHAIN_ROLES = {"human": "user", "ai": "assistant"}
 
 
+SCOPE_SEPARATOR = "\x1f"  # a control character: no plain id can contain it, so no scope equals a plain user id
+SCOPE_LABELS = ("agent", "run")
+
+
+def scope(user_id: str, agent_id: str | None = None, run_id: str | None = None) -> str:
+    """The id of a user's memory scoped to an agent and/or a run; isolated like another user.
+
+    >>> scope("alice"), scope("alice", agent_id="planner").split(SCOPE_SEPARATOR)
+    ('alice', ['alice', 'agent=planner'])
+    """
+    check_id(user_id)
+    parts = [user_id]
+    for label, value in zip(SCOPE_LABELS, (agent_id, run_id)):
+        if value is not None:
+            parts.append(f"{label}={check_id(value, label + '_id')}")
+    return SCOPE_SEPARATOR.join(parts)
+
+
 def check_id(value: object, what: str = "user_id") -> str:
-    """Return ``value`` if it is a usable id, else raise ``InvalidInputError``."""
+    """Return ``value`` if it is a usable id, else raise ``InvalidInputError``.
+
+    A user id may be a scope (``scope(user, agent_id=..., run_id=...)``); no other id holds control characters.
+    """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
     if len(value) > MAX_ID_CHARS:
         raise InvalidInputError(f"{what} is longer than {MAX_ID_CHARS} characters")
+    if what == "user_id" and SCOPE_SEPARATOR in value:
+        user, *labels = value.split(SCOPE_SEPARATOR)
+        names = [label.partition("=")[0] for label in labels]
+        if (not user.strip() or names != [n for n in SCOPE_LABELS if n in names] or len(set(names)) != len(names)
+                or any(not label.partition("=")[2].strip() or _CONTROL.search(label) for label in labels)
+                or _CONTROL.search(user)):
+            raise InvalidInputError(f"user_id {value!r} contains control characters")
+        return value
     if _CONTROL.search(value):
         raise InvalidInputError(f"{what} {value!r} contains control characters")
     return value

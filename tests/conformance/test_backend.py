@@ -22,7 +22,7 @@ from memagent.records import (
     Watermark,
     Weight,
 )
-from memagent.types import Category, Entity, Relation, Statement
+from memagent.types import Category, Entity, EpisodeVersion, Relation, Statement
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -54,6 +54,7 @@ def one_of_each(user: str) -> dict[Kind, object]:
         Kind.USAGE: Usage("e1", user, "episode", T0, 0.5, 2, T0, -1.0, {"extraction": -1.0}, True, False, "why"),
         Kind.WEIGHT: Weight(f"{user}\x00route:extraction", user, "route:extraction", 1.25),
         Kind.RATING: Rating("t1\x00e1", user, "e1", "extraction", -1.0, T0),
+        Kind.HISTORY: EpisodeVersion("e1\x002", user, "e1", 2, "update", "note one, changed", T0, {"n": 1}),
     }
 
 
@@ -94,6 +95,18 @@ def test_episodes_are_written_once_per_user_and_id(backend):
     assert backend.put(Kind.EPISODE, batch[:2], np.stack([unit(9), unit(9)])) == 0  # a retried batch
     assert backend.count(Kind.EPISODE, "ana") == 2
     assert backend.get(Kind.EPISODE, "ana", ["e1"])[0].text == "note number 1"  # the first write stays
+
+
+def test_episodes_are_replaced_only_when_asked(backend):
+    backend.put(Kind.EPISODE, [episode("ana", 1), episode("ana", 2)], np.stack([unit(1), unit(2)]))
+    changed = replace(episode("ana", 1, "note one, changed"), seq=7)
+    assert backend.put(Kind.EPISODE, [changed], np.stack([unit(5)]), replace=True) == 1
+    assert backend.count(Kind.EPISODE, "ana") == 2
+    assert backend.get(Kind.EPISODE, "ana", ["e1"])[0].text == "note one, changed"
+    assert backend.scan(Kind.EPISODE, "ana").column("id").to_pylist() == ["e2", "e1"]  # seq order
+    assert backend.vector_search(Kind.EPISODE, "ana", unit(5), 1)[0][0] == "e1"
+    assert backend.text_search(Kind.EPISODE, "ana", "changed", 2) == [("e1", pytest.approx(
+        backend.text_search(Kind.EPISODE, "ana", "changed", 2)[0][1]))]
 
 
 def test_floats_come_back_as_every_backend_stores_them(backend):

@@ -152,6 +152,7 @@ class Config(BaseModel):
                                  description="a local directory, or a LanceDB URI such as s3://bucket/path")
     embedder_path: str | None = Field(
         None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
+    embedder_device: str = Field("cpu", description="where the sentence-transformers model runs: cpu, cuda, mps...")
     max_message_chars: int = Field(32_000, ge=1)
     max_batch: int = Field(10_000, ge=1, description="messages per add() call")
     embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")

@@ -11,6 +11,7 @@ used, so nothing is ever fetched from a model hub.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Sequence
@@ -40,10 +41,11 @@ _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-def _load_sentence_transformer(path: str) -> Any:
-    """Load a sentence-transformers model from a local path, once per process."""
+def _load_sentence_transformer(path: str, device: str = "cpu") -> Any:
+    """Load a sentence-transformers model from a local path onto ``device``, once per process."""
+    key = f"{path}\x00{device}"
     with _LOCK:
-        if path not in _MODELS:
+        if key not in _MODELS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             if not os.path.isdir(path):
@@ -54,10 +56,10 @@ def _load_sentence_transformer(path: str) -> Any:
             hf_logging.disable_progress_bar()
 
             try:
-                _MODELS[path] = SentenceTransformer(path, device="cpu", local_files_only=True)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot load embedder from {path!r}: {exc}") from exc
-        return _MODELS[path]
+                _MODELS[key] = SentenceTransformer(path, device=device, local_files_only=True)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"cannot load embedder from {path!r} on device {device!r}: {exc}") from exc
+        return _MODELS[key]
 
 
 def packaged_model_path() -> str:
@@ -74,15 +76,17 @@ class SentenceTransformerEmbedder:
     by every embedder of the same path in the process.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, batch_size: int = 16) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, batch_size: int = 16,
+                 device: str = "cpu") -> None:
         self.path = str(path) if path is not None else None
         self.batch_size = batch_size
+        self.device = device
         self.name = os.path.basename(self.path.rstrip("/")) if self.path else "all-MiniLM-L6-v2"
 
     def _model(self) -> Any:
         if self.path is None:
             self.path = packaged_model_path()
-        return _load_sentence_transformer(self.path)
+        return _load_sentence_transformer(self.path, self.device)
 
     @property
     def dimension(self) -> int:
@@ -112,6 +116,68 @@ class SentenceTransformerEmbedder:
         vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+class LangChainEmbedder:
+    """Any LangChain ``Embeddings`` (OpenAI, Ollama, HuggingFace...) as memagent's embedder.
+
+    The dimension is found by embedding a probe once; vectors are normalised to
+    unit length (memagent ranks by dot product). ``name`` (stored with the data,
+    so a different model is refused later) is the class and its model name.
+
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> LangChainEmbedder(DeterministicFakeEmbedding(size=8)).embed(["hi"]).shape
+    (1, 8)
+    """
+
+    def __init__(self, embeddings: Any) -> None:
+        if not callable(getattr(embeddings, "embed_documents", None)):
+            raise ConfigError(f"{type(embeddings).__name__} is not a LangChain Embeddings (no embed_documents)")
+        self.embeddings = embeddings
+        model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        self.name = f"{type(embeddings).__name__}:{model}" if model else type(embeddings).__name__
+        self._dimension: int | None = None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self._vectors(["dimension probe"]).shape[1])
+        return self._dimension
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        try:
+            vectors = np.asarray(self.embeddings.embed_documents(list(texts)), dtype=np.float32)
+        except Exception as exc:  # a provider's own error: say which embedder failed
+            raise ConfigError(f"embedder {self.name} failed: {exc}") from exc
+        if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
+            raise ConfigError(f"embedder {self.name} returned {vectors.shape} vectors for {len(texts)} texts")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._vectors(texts)
+        if vectors.shape[1] != self.dimension:
+            raise ConfigError(f"embedder {self.name} changed dimension: {vectors.shape[1]} != {self.dimension}")
+        return vectors
+
+
+def as_embedder(value: Any) -> Embedder:
+    """An ``Embedder`` as is, a LangChain ``Embeddings`` wrapped, anything else refused with ``ConfigError``."""
+    def has(name: str) -> bool:  # without running a property (``dimension`` may load a model)
+        try:
+            inspect.getattr_static(value, name)
+        except AttributeError:
+            return False
+        return True
+
+    if has("embed") and has("dimension") and has("name"):
+        return value
+    if has("embed_documents"):
+        return LangChainEmbedder(value)
+    raise ConfigError(f"embedder must be a memagent Embedder (name, dimension, embed) or a LangChain "
+                      f"Embeddings, got {type(value).__name__}")
 
 
 def default_embedder() -> SentenceTransformerEmbedder:

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from memagent.errors import ConfigError
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.M)
@@ -36,6 +38,30 @@ def parse_json(text: str, schema: type[M]) -> M | None:
         return schema.model_validate(json.loads(cleaned[start:end + 1]))
     except (ValueError, ValidationError):
         return None
+
+
+def chat_model(value: Any) -> Any | None:
+    """The chat model ``Memory(llm=...)`` names: None, a model object (anything with ``invoke``),
+    or a ``"provider:model"`` string made by LangChain's ``init_chat_model``; ``ConfigError`` if
+    it cannot be made, at construction rather than at the first call."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError("llm must name a model, such as 'openai:gpt-4o-mini' or 'ollama:llama3.2'")
+        try:
+            from langchain.chat_models import init_chat_model
+        except ImportError as exc:
+            raise ConfigError(f"llm={value!r} names a model: install memagent[llm] (the langchain package), "
+                              "or pass a chat model object") from exc
+        try:
+            return init_chat_model(value.strip())
+        except Exception as exc:  # a missing provider package, an unknown provider, a missing API key
+            raise ConfigError(f"cannot make the chat model {value!r}: {exc}") from exc
+    if not callable(getattr(value, "invoke", None)):
+        raise ConfigError(f"llm must be a LangChain chat model or a 'provider:model' string, "
+                          f"got {type(value).__name__}")
+    return value
 
 
 class ChatAdapter:

@@ -28,10 +28,10 @@ import numpy as np
 
 from memagent.config import Config, RetrievalSettings
 from memagent.deps import Deps
-from memagent.embeddings import Embedder, SentenceTransformerEmbedder, TextVectors
+from memagent.embeddings import Embedder, SentenceTransformerEmbedder, TextVectors, as_embedder
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
 from memagent.filters import check_filters
-from memagent.llm import ChatAdapter
+from memagent.llm import ChatAdapter, chat_model
 from memagent.locks import UserLocks
 from memagent.policies.deletion import plan_removal
 from memagent.portable import dump_lines, read_episodes
@@ -144,25 +144,28 @@ class Memory:
     ``data_dir`` (a directory or LanceDB URI; ``"memory://"`` for the in-memory
     backend) overrides ``config.data_dir``; ``backend`` replaces both with any
     ``memagent.store.Backend``; ``embedder`` replaces the one named by the
-    config; ``llm`` is an optional LangChain chat model used to extract, route
-    and answer (validated; the rules take over on bad output); ``clock`` gives
+    config (or is any LangChain ``Embeddings``); ``llm`` is an optional LangChain
+    chat model, or a ``"provider:model"`` string for ``init_chat_model`` (needs
+    ``memagent[llm]``), used to extract, route and answer (validated; the rules
+    take over on bad output); ``clock`` gives
     "now" (inject one in tests and simulations).
     """
 
     def __init__(self, data_dir: str | Path | None = None, *, config: Config | None = None,
-                 embedder: Embedder | None = None, llm: Any | None = None, clock: Clock = _utc_now,
+                 embedder: Embedder | Any | None = None, llm: Any | None = None, clock: Clock = _utc_now,
                  backend: Backend | None = None) -> None:
         config = config or Config()
         if data_dir is not None:
             config = config.model_copy(update={"data_dir": data_dir if "://" in str(data_dir) else Path(data_dir)})
         self.config = config
         self.clock = clock
-        self.embedder = embedder or SentenceTransformerEmbedder(config.embedder_path)
+        self.embedder = as_embedder(embedder) if embedder is not None else SentenceTransformerEmbedder(
+            config.embedder_path, device=config.embedder_device)
         self.backend = backend or open_backend(config, self.embedder.dimension, getattr(self.embedder, "name", ""))
         self.locks = UserLocks(self.backend.uri)
         self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows, locks=self.locks)
         self.tiers = DerivedTiers(self.backend, locks=self.locks)
-        self.llm = ChatAdapter(llm)
+        self.llm = ChatAdapter(chat_model(llm))
         self.deps = Deps(self.backend, self.episodes, self.tiers, self.embedder, config, self.llm)
         self.sentences = TextVectors(self.embedder, config.answer.sentence_cache)
         self.revisions = Revisions(self.backend)

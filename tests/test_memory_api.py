@@ -104,7 +104,9 @@ def test_get_all_and_filters(filled):
                                                                           "I run every morning"]
     assert texts(memory.get_all("ana", limit=1)) == ["I love spicy ramen"]
     assert memory.get_all("nobody") == []
-    for bad in ({"stars": {"$near": 3}}, {"$or": []}, {"topic": {"$in": "food"}}, ["topic"], {"a": {"$gt": 1, "$lt": 2}}):
+    bad_filters = ({"stars": {"$near": 3}}, {"$or": []}, {"topic": {"$in": "food"}}, ["topic"],
+                   {"a": {"$gt": 1, "$lt": 2}})
+    for bad in bad_filters:
         with pytest.raises(InvalidInputError):
             memory.get_all("ana", bad)
 
@@ -200,3 +202,79 @@ def test_every_public_method_has_an_async_twin_that_gives_the_same_result(filled
     assert updated.metadata == {"topic": "job"} and count == 4 and len(versions) == 2
     assert answer.text == memory.ask("ana", "Who is my manager?").text
     assert Memory.aupdate.__doc__.startswith("Async form of ``update``")
+
+
+# --- models by name or object (item 6) ---------------------------------------------------------
+
+def test_a_model_string_is_made_by_init_chat_model_at_construction(tmp_path, embedder, monkeypatch):
+    import langchain.chat_models
+
+    from fakes import scripted
+    from memagent import ConfigError
+
+    with pytest.raises(ConfigError, match="langchain-ollama|ollama"):
+        Memory(tmp_path / "a", embedder=embedder, llm="ollama:llama3.2")  # the provider package is missing
+    with pytest.raises(ConfigError, match="unknown-provider|provider"):
+        Memory(tmp_path / "a", embedder=embedder, llm="unknown-provider:model")
+    for bad in ("  ", 42, object()):
+        with pytest.raises(ConfigError):
+            Memory(tmp_path / "a", embedder=embedder, llm=bad)
+    made = []
+    fake = scripted("Rex")
+    monkeypatch.setattr(langchain.chat_models, "init_chat_model", lambda spec: made.append(spec) or fake)
+    with Memory(tmp_path / "b", embedder=embedder, llm="openai:gpt-4o-mini") as memory:
+        assert made == ["openai:gpt-4o-mini"] and memory.llm.model is fake
+
+
+def test_without_langchain_a_model_string_says_which_extra_to_install(tmp_path, embedder, monkeypatch):
+    import builtins
+
+    from memagent import ConfigError
+
+    real = builtins.__import__
+
+    def no_langchain(name, *args, **kwargs):
+        if name.startswith("langchain.") or name == "langchain":
+            raise ImportError("No module named 'langchain'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_langchain)
+    with pytest.raises(ConfigError, match=r"memagent\[llm\]"):
+        Memory(tmp_path / "a", embedder=embedder, llm="openai:gpt-4o-mini")
+
+
+def test_any_langchain_embeddings_is_an_embedder(tmp_path, clock):
+    from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+
+    from memagent import ConfigError
+
+    class Counting(Embeddings):
+        def __init__(self) -> None:
+            self.inner, self.calls = DeterministicFakeEmbedding(size=24), 0
+
+        def embed_documents(self, texts):
+            self.calls += 1
+            return [[3 * x for x in v] for v in self.inner.embed_documents(texts)]  # not unit length
+
+        def embed_query(self, text):
+            return self.embed_documents([text])[0]
+
+    embeddings = Counting()
+    with Memory(tmp_path / "d", embedder=embeddings, clock=clock) as memory:
+        assert memory.embedder.dimension == 24
+        memory.add("ana", ["I adopted a dog named Rex", "I work at a bakery"])
+        assert memory.search("ana", "I adopted a dog named Rex", k=1)[0].episode.text == "I adopted a dog named Rex"
+        vector = memory.embedder.embed(["anything"])[0]
+        assert abs(float(vector @ vector) - 1.0) < 1e-5 and embeddings.calls >= 2
+    with pytest.raises(ConfigError):
+        Memory(tmp_path / "e", embedder=object())
+
+
+def test_the_embedder_device_is_configurable(tmp_path):
+    from memagent import ConfigError
+    from memagent.config import Config
+
+    with pytest.raises(ConfigError, match="on device 'no-such-device'"):
+        Memory(tmp_path / "f", config=Config(embedder_device="no-such-device"))  # the model loads on it
+    with Memory(tmp_path / "g", config=Config(embedder_device="cpu")) as memory:
+        assert memory.embedder.device == "cpu" and memory.embedder.dimension == 384

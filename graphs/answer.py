@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 import numpy as np
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 
@@ -72,7 +73,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         decision = reweighted(router.route(state["question"], vector), weights, state.get("forced"))
         return {"decision": decision, "started": started, "vector": vector}
 
-    def retrieve(state: AnswerState) -> AnswerState:
+    def retrieve(state: AnswerState, config: RunnableConfig) -> AnswerState:
         user_id, question, decision, now = state["user_id"], state["question"], state["decision"], state["now"]
         plan = policy.PLANS[decision.route]
         tuned = deps.config.retrieval.model_copy(update={"fact_weight": plan.fact_weight})
@@ -82,7 +83,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         found: list[SearchHit] = search.invoke({
             "user_id": user_id, "query": question, "k": plan.episodes + len(stale), "now": now, "use_time": True,
             "settings": tuned, "vector": state["vector"], "route": decision.route.value,
-            "until": now + timedelta(days=1)})["hits"]
+            "until": now + timedelta(days=1)}, config)["hits"]  # config: its run nests under this one
         hits = [h for h in found if h.episode.id not in stale][:plan.episodes]
         episodes: list[Evidence] = [answering.episode_evidence(h) for h in hits]
         archived = tiers.usage(user_id).archived
@@ -184,8 +185,9 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             tiers.write_usage(usage.used([e.id for e in items], {e.id: e.kind for e in items}, state["now"]))
         return {"answer": result}
 
-    graph = StateGraph(AnswerState).add_sequence([
-        ("route", route), ("retrieve", retrieve), ("assemble", assemble), ("answer", answer), ("trace", trace)])
+    nodes: list[tuple[str, Any]] = [
+        ("route", route), ("retrieve", retrieve), ("assemble", assemble), ("answer", answer), ("trace", trace)]
+    graph = StateGraph(AnswerState).add_sequence(nodes)
     graph.add_edge(START, "route")
     graph.add_edge("trace", END)
     return graph.compile(name="memagent.ask")

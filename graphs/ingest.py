@@ -89,4 +89,4 @@ def build_ingest_graph(deps: Deps) -> Any:
     graph.add_edge("normalise", "embed")
     graph.add_edge("embed", "write")
     graph.add_edge("write", END)
-    return graph.compile()
+    return graph.compile(name="memagent.ingest")

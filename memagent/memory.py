@@ -138,6 +138,23 @@ def _twin(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any,
     return twin
 
 
+def _one_run(name: str) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
+    """A method that runs several workflows, traced as one run (``memagent.feedback``...): the
+    graphs it invokes nest under it in LangSmith or any LangChain tracer, instead of each being a root."""
+
+    def wrap(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
+        @functools.wraps(method)
+        def run(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+            from langchain_core.runnables import RunnableLambda
+
+            step: RunnableLambda[Any, R] = RunnableLambda(lambda _: method(self, *args, **kwargs), name=name)
+            return step.invoke(None)
+
+        return run
+
+    return wrap
+
+
 class Memory:
     """A persistent, multi-user memory over one backend.
 
@@ -194,6 +211,7 @@ class Memory:
         return self._graph(("search", signals), lambda: build_search_graph(self.deps, signals))
 
     # --- writing ----------------------------------------------------------------
+    @_one_run("memagent.add")
     def add(self, user_id: str, messages: Any, session_id: str | None = None, *,
             now: datetime | None = None, infer: bool = False, agent_id: str | None = None,
             run_id: str | None = None) -> list[str]:
@@ -220,6 +238,7 @@ class Memory:
             self.consolidate(user_id)
         return ids
 
+    @_one_run("memagent.import")
     def import_(self, source: str | Path | IO[str], user_id: str | None = None,
                 batch_size: int = 500, progress: Callable[[int], None] | None = None) -> list[str]:
         """Load a JSON Lines export; the file is checked whole before anything is written.
@@ -283,6 +302,7 @@ class Memory:
             self.delete_user(user)
         return len(users)
 
+    @_one_run("memagent.update")
     def update(self, user_id: str, episode_id: str, *, text: str | None = None,
                metadata: Mapping[str, Any] | None = None, now: Any = None) -> Episode:
         """Change an episode's text and/or metadata (metadata is replaced whole); the old
@@ -347,6 +367,7 @@ class Memory:
             return count
 
     # --- derived tiers: consolidation, profile, knowledge graph -----------------
+    @_one_run("memagent.consolidate")
     def consolidate(self, user_id: str | None = None) -> dict[str, int]:
         """Turn the episodes added since the last run into profile statements and graph facts.
 
@@ -498,6 +519,7 @@ class Memory:
                 raise InvalidInputError(f"unknown route {route!r}; one of {[r.value for r in Route]}") from None
         return graph.invoke(state)["answer"]
 
+    @_one_run("memagent.feedback")
     def feedback(self, trace_id: str, rating: Any, correction: str | None = None, *,
                  role: str = "user", at: Any = None, user_id: str | None = None) -> dict[str, Any]:
         """Rate an answer by its trace id: good reinforces the memories it used, bad demotes them

@@ -42,11 +42,13 @@ from memagent.extraction import IMAGE_CAPTION
 from memagent.memory import Memory
 from memagent.presets import available_presets, load_preset
 from memagent.store import Backend, InMemoryBackend, LanceBackend
+from memagent.tiers.episodic import scope
 from memagent.types import (
     Answer,
     Category,
     Entity,
     Episode,
+    EpisodeVersion,
     Evidence,
     FactHit,
     Message,
@@ -63,8 +65,10 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from memagent.client import Client as Client  # the type; the module loads on first use
+    from memagent.langgraph_store import MemagentStore as MemagentStore
 
-_LAZY = {"Client": "memagent.client"}  # needs httpx (the server extra): imported on first use
+# Imported on first use: Client needs httpx (the server extra); MemagentStore loads langgraph's store.
+_LAZY = {"Client": "memagent.client", "MemagentStore": "memagent.langgraph_store"}
 
 
 def __getattr__(name: str) -> object:
@@ -85,4 +89,5 @@ __all__ = [
     "NotFoundError", "UnknownUserError", "EpisodeNotFoundError",
     "ConfigError", "EmbedderMismatchError", "StorageError", "TraceNotFoundError", "UnsupportedError",
     "LockTimeout", "JobError", "Backend", "InMemoryBackend", "LanceBackend", "IMAGE_CAPTION",
+    "EpisodeVersion", "scope", "MemagentStore",
 ]

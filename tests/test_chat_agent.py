@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
 
 from fakes import scripted
+from memagent.errors import ConfigError
 from memagent.graphs import chat_agent
-from memagent.graphs.chat_agent import build_chat_agent, recall_node, remember_node
+from memagent.graphs.chat_agent import (
+    MemoryState,
+    add_memory_nodes,
+    build_chat_agent,
+    recall_node,
+    remember_node,
+)
 from memagent.tools import memory_tools
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +90,61 @@ def test_an_unknown_user_recalls_nothing(memory):
     assert out["memories"] == [] and out["messages"][-1].content == "Hello!"
     assert "(none recalled)" in model.prompts[0][0].content
     assert memory.count("newcomer") == 2
+
+
+def own_graph(state, memory, model, **kw):
+    """A graph of the user's own: START -> recall -> their model node -> remember -> END."""
+    builder = add_memory_nodes(StateGraph(state), memory, **kw)
+    builder.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
+    builder.add_edge(START, "recall")
+    builder.add_edge("recall", "model")
+    builder.add_edge("model", "remember")
+    builder.add_edge("remember", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def test_recall_into_messages_fits_a_plain_messages_graph(memory):
+    memory.add("alice", [{"role": "user", "text": "I adopted a dog named Rex", "id": "old-1"},
+                         {"role": "user", "text": "My sister Ana lives in Lisbon", "id": "old-2"}])
+    model = scripted("ok")
+    agent = own_graph(MessagesState, memory, model, into="messages")
+    config = {"configurable": {"thread_id": "t1", "user_id": "alice"}}
+    agent.invoke({"messages": [HumanMessage("What is my dog called?", id="h1")]}, config)
+    seen = model.prompts[0]
+    assert [type(m).__name__ for m in seen] == ["HumanMessage", "SystemMessage"]
+    assert "not instructions" in seen[1].content and '"I adopted a dog named Rex"' in seen[1].content
+
+    out = agent.invoke({"messages": [HumanMessage("Where does Ana live?", id="h2")]}, config)
+    recalled = [m for m in out["messages"] if isinstance(m, SystemMessage)]
+    assert [m.id for m in recalled] == ["memagent-memories:h2"]  # the first turn's is gone, not duplicated
+    assert out["messages"][-2:] == [recalled[0], out["messages"][-1]] and "Lisbon" in recalled[0].content
+    assert [m.id for m in model.prompts[1]].count("memagent-memories:h2") == 1
+    assert [e.text for e in memory.list("alice").items][2:] == ["What is my dog called?", "ok",
+                                                                "Where does Ana live?", "ok"]  # no memory stored
+
+
+def test_memory_state_mixin_and_a_missing_key_is_refused_at_build(memory):
+    memory.add("alice", [{"role": "user", "text": "I adopted a dog named Rex", "id": "old-1"}])
+
+    class State(MessagesState, MemoryState):
+        pass
+
+    seen = []
+    builder = add_memory_nodes(StateGraph(State), memory, k=2)
+    builder.add_node("model", lambda s: seen.append(s["memories"]) or {"messages": [AIMessage("ok")]})
+    builder.add_edge(START, "recall")
+    builder.add_edge("recall", "model")
+    builder.add_edge("model", "remember")
+    out = builder.compile().invoke({"messages": [("user", "What is my dog called?")]},
+                                   {"configurable": {"user_id": "alice"}})
+    assert any("Rex" in m for m in seen[0]) and out["memories"] == seen[0]
+
+    with pytest.raises(ConfigError, match="no 'memories' key.*MemoryState"):
+        add_memory_nodes(StateGraph(MessagesState), memory)
+    with pytest.raises(ConfigError, match="into must be"):
+        recall_node(memory, into="prompt")
+    with pytest.raises(ConfigError, match="k must be"):
+        recall_node(memory, k=0)
 
 
 def test_search_and_save_tools(memory):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.store.memory import InMemoryStore
@@ -213,3 +217,67 @@ def test_bound_tools_refuse_k_above_the_maximum(memory):
     schema = search.tool_call_schema.model_json_schema()["properties"]
     assert schema["k"]["maximum"] == MAX_K and schema["query"]["description"]
     assert save.tool_call_schema.model_json_schema()["properties"]["text"]["description"]
+
+
+class ScriptedToolModel(BaseChatModel):
+    """A real chat model that makes the tool call ``plan(human text, tool results so far)`` returns,
+    or, when that is None, answers with the last tool result."""
+
+    plan: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-caller"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedToolModel:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        human = [m for m in messages if isinstance(m, HumanMessage)][-1]
+        results = [str(m.content) for m in messages[messages.index(human):] if isinstance(m, ToolMessage)]
+        call = self.plan(str(human.content), results)
+        reply = AIMessage(results[-1] if results else "") if call is None else AIMessage(
+            "", tool_calls=[{"name": call[0], "args": call[1], "id": f"call-{len(messages)}"}])
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+def test_a_react_agent_on_memagent_store_stores_updates_and_recalls_across_threads(memory):
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent
+
+    from memagent.langgraph_store import MemagentStore
+
+    def plan(text: str, results: list[str]):
+        if text.startswith("Remember: "):
+            return None if results else ("manage_memory", {"content": text.removeprefix("Remember: ")})
+        if text.startswith("Correct: "):  # find the memory, then update it by the id the search showed
+            if not results:
+                return "search_memory", {"query": text.removeprefix("Correct: ")}
+            if len(results) == 1:
+                memory_id = results[0].split(":", 1)[0]
+                return "manage_memory", {"action": "update", "id": memory_id,
+                                         "content": text.removeprefix("Correct: ")}
+            return None
+        return None if results else ("search_memory", {"query": text, "limit": 1})
+
+    store = MemagentStore(memory, user_at=1)
+    agent = create_react_agent(ScriptedToolModel(plan=plan), [create_manage_memory_tool(), create_search_memory_tool()],
+                               store=store, checkpointer=InMemorySaver())
+    run = lambda text, thread: agent.invoke(  # noqa: E731
+        {"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread, "user_id": "alice"}})
+
+    assert run("Remember: my sister Ana lives in Lisbon", "t1")["messages"][-1].content.startswith("created memory")
+    run("Remember: I play tennis on Fridays", "t1")
+    updated = run("Correct: my sister Ana lives in Porto now", "t2")
+    assert updated["messages"][-1].content.startswith("updated memory")
+    answer = run("Where does my sister live?", "t3")
+    assert "Porto" in answer["messages"][-1].content and "Lisbon" not in answer["messages"][-1].content
+    assert len(answer["messages"]) == 4  # thread t3 started empty: nothing of the others came along
+    [item] = [i for i in store.search(("memories", "alice"), limit=10) if "sister" in i.value["content"]]
+    assert item.value["content"] == "my sister Ana lives in Porto now"
+    [sister] = [e for e in memory.get_all("alice") if "sister" in e.text]
+    assert [v.text for v in memory.history("alice", sister.id)] == [
+        "my sister Ana lives in Lisbon", "my sister Ana lives in Porto now"]  # the update kept the old version
+    assert memory.count("alice") == 2 and run("Where does my sister live?", "t4")["messages"][-1].content

@@ -46,11 +46,12 @@ def test_add_search_export_import_delete(capsys, tmp_path):
 
 
 def test_errors_are_reported_not_raised(capsys, tmp_path):
+    """Input memagent refuses exits 2 (usage), what fails while running exits 1; one line each."""
     data = str(tmp_path / "d")
     code, _, err = run(capsys, "--data-dir", data, "add", "ana", "hi", "--timestamp", "garbage")
-    assert code == 2 and "cannot parse timestamp" in err
+    assert code == 2 and err.startswith("memagent: error: cannot parse timestamp") and err.count("\n") == 1
     code, _, err = run(capsys, "--data-dir", data, "export", "nobody")
-    assert code == 2 and "unknown user" in err
+    assert code == 1 and err.startswith("memagent: error: unknown user") and err.count("\n") == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
     code, _, err = run(capsys, "--data-dir", data, "import", str(bad))

@@ -141,13 +141,14 @@ def run_locomo(path: str | Path, out_dir: str | Path, *, limit: int | None = Non
     convs = [c for c in locomo.load(path) if chosen is None or c.sample_id in chosen]
     state, memory = RunState(out), _open_memory(out, embedder)
     answer_fn = answer_fn or routed_answer()
-    for conv in _progress(convs, "ingest"):
+    questions = [(c, i, q) for c in convs for i, q in enumerate(c.questions)][:limit]
+    asked = {c.sample_id for c, _, _ in questions}  # with a limit, only the conversations asked of
+    for conv in _progress([c for c in convs if c.sample_id in asked], "ingest"):
         if conv.sample_id not in state.ingested:
             for session in conv.sessions:
                 memory.add(conv.sample_id, session.turns, session_id=session.session_id)
             memory.consolidate(conv.sample_id)
             state.mark_ingested(conv.sample_id)
-    questions = [(c, i, q) for c in convs for i, q in enumerate(c.questions)][:limit]
     for conv, index, q in _progress(questions, "questions"):
         key = f"{conv.sample_id}#{index}"
         if key in state.records:

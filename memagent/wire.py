@@ -47,6 +47,7 @@ from memagent.types import (
     Category,
     Entity,
     Episode,
+    EpisodeVersion,
     Evidence,
     FactHit,
     Page,
@@ -59,6 +60,10 @@ from memagent.types import (
 
 Stamp = Annotated[str | float | None, Field(
     description="a time: ISO 8601 ('2024-03-02T18:30:00Z'), free text ('8 May 2023') or Unix seconds")]
+
+Filters = Annotated[dict[str, Any] | None, Field(
+    description="metadata filters (memagent.filters): {'topic': 'food', 'stars': {'$gte': 4}}; "
+                "operators $eq $ne $gt $gte $lt $lte $in $nin $exists")]
 
 
 def _utc(value: datetime) -> datetime:
@@ -115,6 +120,22 @@ class EpisodeOut(_UserScoped):
         return Episode(id=self.id, user_id=self.user_id, session_id=self.session_id, role=self.role,
                        text=self.text, event_time=_utc(self.event_time), ingest_time=_utc(self.ingest_time),
                        turn=self.turn, source_id=self.source_id, metadata=self.metadata)
+
+
+class EpisodeVersionOut(_UserScoped):
+    """One version of an episode's text and metadata: version 1 as added, then one per update."""
+
+    id: str
+    episode_id: str
+    version: int
+    event: str = Field(description="add or update")
+    text: str
+    at: datetime = Field(description="when this version was made")
+    metadata: dict[str, Any] = {}
+
+    def to_type(self) -> EpisodeVersion:
+        return EpisodeVersion(id=self.id, user_id=self.user_id, episode_id=self.episode_id, version=self.version,
+                              event=self.event, text=self.text, at=_utc(self.at), metadata=self.metadata)
 
 
 class SearchHitOut(_Out):
@@ -315,6 +336,12 @@ class DeletedOut(BaseModel):
     deleted: int
 
 
+class ResetOut(BaseModel):
+    """How many users were deleted, with everything they had."""
+
+    users_deleted: int
+
+
 class UsersOut(BaseModel):
     """Every user with at least one episode (of the caller's tenant), sorted."""
 
@@ -360,6 +387,7 @@ class AddRequest(_In):
     messages: list[MessageIn | str] | MessageIn | str
     session_id: str | None = None
     now: Stamp = Field(None, description="the time of messages without a timestamp (default: now)")
+    infer: bool = Field(False, description="consolidate the user at once: profile and graph follow before the reply")
 
     def message_dicts(self) -> list[dict[str, Any] | str]:
         batch = self.messages if isinstance(self.messages, list) else [self.messages]
@@ -379,6 +407,28 @@ class SearchRequest(_In):
     retrieval: RetrievalSettings | None = Field(None, description="ranking settings for this call")
     include_archived: bool = False
     route: Route | None = Field(None, description="apply the feedback given on answers of this route")
+    filters: Filters = None
+
+
+class UpdateRequest(_In):
+    """A change to one episode (``Memory.update``); the old version stays in its history."""
+
+    text: str | None = Field(None, description="the new text (embedded and consolidated again)")
+    metadata: dict[str, Any] | None = Field(None, description="the new metadata, replacing the old whole")
+    now: Stamp = Field(None, description="when the change is made (default: now)")
+
+
+class QueryRequest(_In):
+    """A user's episodes in write order, those whose metadata matches ``filters`` (``Memory.get_all``)."""
+
+    filters: Filters = None
+    limit: int | None = Field(None, ge=1, description="at most this many (default: every match)")
+
+
+class DeleteRequest(_In):
+    """A delete of a user's episodes whose metadata matches ``filters``; none: all (``Memory.delete_all``)."""
+
+    filters: Filters = None
 
 
 class FactSearchRequest(_In):

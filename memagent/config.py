@@ -44,6 +44,19 @@ class StorageSettings(BaseModel):
                                     "not in the write that made it due")
 
 
+class CacheSettings(BaseModel):
+    """How much each in-process cache may hold (all users of one ``Memory`` together); every
+    cache is a least-recently-used one, so memory stays flat under load once they are full."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episode_rows: int = Field(200_000, ge=0, description="episode rows (with vectors) kept for exact search and "
+                              "reads; about 2 kB each with the packaged embedder")
+    derived_users: int = Field(128, ge=1, description="users whose profile, graph and usage are kept loaded")
+    change_tokens: int = Field(100_000, ge=1, description="(user, table) change tokens remembered to skip a "
+                               "reload; a forgotten one costs one table check-out")
+
+
 class ConsolidationSettings(BaseModel):
     """How episodes become profile statements and graph facts."""
 
@@ -158,6 +171,7 @@ class Config(BaseModel):
     embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")
     retrieval: RetrievalSettings = RetrievalSettings()
     storage: StorageSettings = StorageSettings()
+    caches: CacheSettings = CacheSettings()
     consolidation: ConsolidationSettings = ConsolidationSettings()
     answer: AnswerSettings = AnswerSettings()
     schedule: ScheduleSettings = ScheduleSettings()

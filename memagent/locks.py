@@ -35,15 +35,18 @@ _POLL_S = 0.02
 
 
 class _Slot:
-    """One lock file's state in this process: the thread lock, the open file and the nesting depth."""
+    """One lock file's state in this process: the thread lock, the open file, the nesting depth
+    and how many ``acquire`` calls use it (held or waiting); unused slots are dropped, so the
+    table holds only the users someone is locking now."""
 
-    __slots__ = ("thread_lock", "fd", "depth", "owner")
+    __slots__ = ("thread_lock", "fd", "depth", "owner", "refs")
 
     def __init__(self) -> None:
         self.thread_lock = threading.RLock()
         self.fd: int | None = None
         self.depth = 0
         self.owner = 0
+        self.refs = 0
 
 
 _slots: dict[str, _Slot] = {}
@@ -51,9 +54,28 @@ _slots_lock = threading.Lock()
 _warned: set[str] = set()
 
 
-def _slot(key: str) -> _Slot:
+def _use(key: str) -> _Slot:
+    """The slot of a key, counted as used until the matching ``_unuse``."""
     with _slots_lock:
-        return _slots.setdefault(key, _Slot())
+        slot = _slots.setdefault(key, _Slot())
+        slot.refs += 1
+        return slot
+
+
+def _unuse(key: str, slot: _Slot) -> None:
+    with _slots_lock:
+        slot.refs -= 1
+        if slot.refs <= 0 and _slots.get(key) is slot:
+            del _slots[key]
+
+
+def _held(key: str, user_id: str) -> _Slot:
+    """The slot of a key the calling thread holds (else ``RuntimeError``)."""
+    with _slots_lock:
+        slot = _slots.get(key)
+    if slot is None or slot.depth <= 0 or slot.owner != threading.get_ident():
+        raise RuntimeError(f"the lock of user {user_id!r} is not held by this thread")
+    return slot
 
 
 def _after_fork_in_child() -> None:
@@ -67,6 +89,14 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fd`` (not removed or replaced since it was opened)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def lock_name(user_id: str) -> str:
@@ -97,12 +127,19 @@ class UserLocks:
     def acquire(self, user_id: str, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a user's lock; ``False`` if busy and not ``blocking``; ``LockTimeout`` past ``timeout``."""
         deadline = time.monotonic() + timeout if blocking and timeout is not None else None
-        slot = _slot(self._key(user_id))
-        if not blocking:
-            taken = slot.thread_lock.acquire(blocking=False)
-        else:
-            taken = slot.thread_lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic()))
+        key = self._key(user_id)
+        slot = _use(key)
+        try:
+            if not blocking:
+                taken = slot.thread_lock.acquire(blocking=False)
+            else:
+                taken = slot.thread_lock.acquire(
+                    timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            _unuse(key, slot)
+            raise
         if not taken:
+            _unuse(key, slot)
             if blocking:
                 raise LockTimeout(user_id, timeout or 0.0)
             return False
@@ -114,46 +151,67 @@ class UserLocks:
                 slot.fd = self._lock_file(user_id, blocking, deadline, timeout)
                 if slot.fd is None:
                     slot.thread_lock.release()
+                    _unuse(key, slot)
                     return False
             slot.depth, slot.owner = 1, threading.get_ident()
             return True
         except BaseException:
             slot.thread_lock.release()
+            _unuse(key, slot)
             raise
 
     def _lock_file(self, user_id: str, blocking: bool, deadline: float | None, timeout: float | None) -> int | None:
         path = self.path(user_id)
         assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if blocking and deadline is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            else:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if not blocking:
-                            os.close(fd)
-                            return None
-                        left = deadline - time.monotonic()  # type: ignore[operator]
-                        if left <= 0:
-                            raise LockTimeout(user_id, timeout or 0.0) from None
-                        time.sleep(min(_POLL_S, left))
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a curious operator
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                if not self._flock(fd, user_id, blocking, deadline, timeout):
+                    os.close(fd)
+                    return None
+                if _same_file(fd, path):
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a curious operator
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # removed (``discard``) while we waited: lock the fresh file
+
+    @staticmethod
+    def _flock(fd: int, user_id: str, blocking: bool, deadline: float | None, timeout: float | None) -> bool:
+        if blocking and deadline is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if not blocking:
+                    return False
+                left = deadline - time.monotonic()  # type: ignore[operator]
+                if left <= 0:
+                    raise LockTimeout(user_id, timeout or 0.0) from None
+                time.sleep(min(_POLL_S, left))
+
+    def discard(self, user_id: str) -> None:
+        """Remove a user's lock file (``delete_user``); the calling thread must hold the lock.
+
+        Whoever waits on the removed file finds it gone once it gets the lock and
+        takes a fresh one, so the lock stays exclusive.
+        """
+        _held(self._key(user_id), user_id)
+        path = self.path(user_id)
+        if path is not None:
+            with suppress(FileNotFoundError):
+                path.unlink()
 
     def release(self, user_id: str) -> None:
         """Give back one ``acquire`` of the calling thread."""
-        slot = _slot(self._key(user_id))
-        if slot.depth <= 0 or slot.owner != threading.get_ident():
-            raise RuntimeError(f"the lock of user {user_id!r} is not held by this thread")
+        key = self._key(user_id)
+        slot = _held(key, user_id)
         slot.depth -= 1
         if slot.depth == 0:
             slot.owner = 0
@@ -164,6 +222,7 @@ class UserLocks:
                 finally:
                     os.close(fd)
         slot.thread_lock.release()
+        _unuse(key, slot)
 
     @contextmanager
     def hold(self, user_id: str, blocking: bool = True, timeout: float | None = None) -> Iterator[bool]:

@@ -42,7 +42,7 @@ from memagent.store.base import Backend
 from memagent.tiers import episodic
 from memagent.tiers.cache import DerivedTiers
 from memagent.tiers.episodes import Episodes
-from memagent.tiers.episodic import check_id, scope
+from memagent.tiers.episodic import SCOPE_SEPARATOR, check_id, scope
 from memagent.tiers.revisions import Revisions
 from memagent.timeparse import to_datetime
 from memagent.types import (
@@ -180,8 +180,9 @@ class Memory:
             config.embedder_path, device=config.embedder_device)
         self.backend = backend or open_backend(config, self.embedder.dimension, getattr(self.embedder, "name", ""))
         self.locks = UserLocks(self.backend.uri)
-        self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows, locks=self.locks)
-        self.tiers = DerivedTiers(self.backend, locks=self.locks)
+        self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows,
+                                 cache_max_rows=config.caches.episode_rows, locks=self.locks)
+        self.tiers = DerivedTiers(self.backend, max_users=config.caches.derived_users, locks=self.locks)
         self.llm = ChatAdapter(chat_model(llm))
         self.deps = Deps(self.backend, self.episodes, self.tiers, self.embedder, config, self.llm)
         self.sentences = TextVectors(self.embedder, config.answer.sentence_cache)
@@ -356,14 +357,21 @@ class Memory:
         return self.revisions.versions(current)
 
     def delete_user(self, user_id: str) -> int:
-        """Remove everything of a user from every tier, table, index and cache; return the episode count."""
+        """Remove everything of a user from every tier, table, index, cache and lock file, with the
+        user's agent and run scopes (a scope id deletes that scope alone); return the episode count."""
         check_id(user_id)
+        scopes = [] if SCOPE_SEPARATOR in user_id else \
+            [u for u in self.users() if u.startswith(user_id + SCOPE_SEPARATOR)]
+        return sum(self._delete_one_user(u) for u in [*scopes, user_id])
+
+    def _delete_one_user(self, user_id: str) -> int:
         with self.locks.hold(user_id), self.tiers.lock(user_id):
             count = self.episodes.count(user_id)
             self.backend.delete_user(user_id)
             self.episodes.forget_user(user_id)
             self.tiers.drop(user_id)
             self.sentences.drop(user_id)
+            self.locks.discard(user_id)
             return count
 
     # --- derived tiers: consolidation, profile, knowledge graph -----------------

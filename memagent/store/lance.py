@@ -34,9 +34,9 @@ import random
 import threading
 import time
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
 from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, StorageError
-from memagent.locks import StripedLocks
+from memagent.locks import StripedLocks, UserLocks
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, from_table, schema, to_rows, to_table
@@ -85,6 +85,9 @@ def time_where(since: datetime | None = None, until: datetime | None = None) -> 
 
 
 RETRIES = 10
+_DELETE_CHUNK = 10_000  # row addresses per delete commit
+_SHRED_USERS = 256  # users whose rows one rewrite commit moves
+_SHRED_WAIT_S = 10.0  # how long a rewrite waits for busy users' locks
 _BACKOFF_S = 0.005
 _BACKOFF_MAX_S = 0.5
 _CONFLICT = ("conflict", "retryable")  # a commit that lost a race with another one
@@ -136,7 +139,7 @@ class LanceBackend(Backend):
     def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "", *,
                  vector_index_min_rows: int = 100_000, optimize_every_writes: int = 50,
                  optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0,
-                 background_upkeep: bool = True) -> None:
+                 background_upkeep: bool = True, change_tokens: int = 100_000) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
@@ -146,6 +149,8 @@ class LanceBackend(Backend):
         self._lock = threading.RLock()  # index bookkeeping and creation
         self._view_lock = threading.RLock()  # which table versions this object has checked out
         self._writing = StripedLocks()  # one user's check-then-write is one step; other users go on
+        self._user_locks = UserLocks(self.uri)  # every process's per-user locks, for rewriting other users' rows
+        self._holed: dict[Kind, set[int]] = {}  # data files whose deleted rows a busy user kept from a rewrite
         self.background_upkeep = background_upkeep
         self._optimizing = threading.Lock()  # one optimize at a time
         self._upkeep_due = threading.Event()
@@ -155,7 +160,9 @@ class LanceBackend(Backend):
         self._unindexed = 0
         self._indexed: set[Kind] = set()
         self._versions = VersionFiles(self.uri) if "://" not in self.uri else LocalVersions()
-        self._seen: dict[tuple[str, Kind], str] = {}  # the last token of each user and kind this object saw
+        # the last token of each user and kind this object saw (least recently used dropped first)
+        self._seen: OrderedDict[tuple[str, Kind], str] = OrderedDict()
+        self._seen_max = change_tokens
         self._epoch = ""
         self.retries: Counter[str] = Counter()
         try:
@@ -230,7 +237,14 @@ class LanceBackend(Backend):
     # --- change tokens: what other processes committed -----------------------------
     def _changed(self, user_id: str, kind: Kind) -> None:
         """After this object's commit: a new token, and this object's view is current for it."""
-        self._seen[(user_id, kind)] = self._versions.bump(user_id, kind).partition("/")[2]
+        self._see((user_id, kind), self._versions.bump(user_id, kind).partition("/")[2])
+
+    def _see(self, key: tuple[str, Kind], value: str) -> None:
+        with self._view_lock:
+            self._seen[key] = value
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._seen_max:
+                self._seen.popitem(last=False)
 
     def _checkout_all(self) -> None:
         with self._view_lock:
@@ -247,7 +261,7 @@ class LanceBackend(Backend):
                 self._epoch = epoch
             if value != self._seen.get((user_id, kind), ""):
                 self.tables[kind].checkout_latest()
-                self._seen[(user_id, kind)] = value
+                self._see((user_id, kind), value)
         return token
 
     @_wrapped
@@ -306,26 +320,125 @@ class LanceBackend(Backend):
     @_wrapped
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
         where = f"user_id = {sql_str(user_id)}"
+        if ids is not None:
+            ids = list(dict.fromkeys(ids))
+            if not ids:
+                return 0
+            where += f" AND id IN ({', '.join(sql_str(i) for i in ids)})"
         with self._writing.hold([user_id]):
-            if ids is not None:
-                ids = list(dict.fromkeys(ids))
-                if not ids:
-                    return 0
-                where += f" AND id IN ({', '.join(sql_str(i) for i in ids)})"
-            table = self.tables[kind]
             self._fresh(user_id, kind)
-            count = table.count_rows(where)
+            count, fragments = self._delete_where(kind, where)
             if count:
-                table.delete(where)
                 self._changed(user_id, kind)
+                self._holed.setdefault(kind, set()).update(fragments)
             return count
 
+    @_wrapped
+    def _delete_where(self, kind: Kind, where: str) -> tuple[int, set[int]]:
+        """Delete the rows ``where`` selects by their row addresses, so that the filter (which
+        names the user) never reaches the table's transaction files; return how many and the
+        data files (fragment ids) that held them."""
+        table = self.tables[kind]
+        deleted, fragments = 0, set[int]()
+        for _ in range(RETRIES):
+            found = table.search().where(where).select(["_rowaddr"]).limit(None).to_arrow().column("_rowaddr")
+            addresses = found.to_pylist()
+            if not addresses:
+                return deleted, fragments
+            for start in range(0, len(addresses), _DELETE_CHUNK):
+                table.delete(f"_rowaddr IN ({', '.join(map(str, addresses[start:start + _DELETE_CHUNK]))})")
+            deleted += len(addresses)  # a compaction may have moved some meanwhile: look again
+            fragments |= {address >> 32 for address in addresses}
+            deleted -= table.count_rows(where)
+        raise StorageError(f"LanceDB at {self.uri}: rows kept moving while they were deleted")
+
     def delete_user(self, user_id: str) -> None:
-        super().delete_user(user_id)
+        """Remove every row of a user and every trace of it on disk.
+
+        The rows are deleted by row address (a ``user_id = ...`` predicate would stay
+        in the table's transaction files); the data files that held them are
+        rewritten without them, the indexes of those tables are rebuilt, and old
+        versions are cleaned up. Rewriting other users' rows takes their locks without
+        waiting, retried with backoff: rows of a user busy throughout stay in their old
+        file, which the next ``delete_user`` of that table rewrites (logged).
+        """
+        holed = {kind: fragments for kind in Kind if (fragments := self._delete_rows(kind, user_id))}
+        if not holed:
+            return  # nothing of the user was stored (or deleted here before): no file holds it
         self._versions.drop_user(user_id)
         with self._view_lock:
             for key in [k for k in self._seen if k[0] == user_id]:
                 del self._seen[key]
+        for kind, fragments in holed.items():
+            self._shred(kind, fragments)
+        self._reindex(list(Kind))  # an index also keeps ids of rows deleted before, by ``delete``
+        self.purge()
+
+    def _delete_rows(self, kind: Kind, user_id: str) -> set[int]:
+        """Delete a user's rows of one kind; return the data files (fragment ids) that held any
+        row this process deleted (now or before, by ``delete``)."""
+        with self._writing.hold([user_id]):
+            self._fresh(user_id, kind)
+            count, fragments = self._delete_where(kind, f"user_id = {sql_str(user_id)}")
+            if count:
+                self._changed(user_id, kind)
+            return fragments | self._holed.pop(kind, set())
+
+    def _shred(self, kind: Kind, fragments: set[int]) -> None:
+        """Rewrite the live rows of these data files elsewhere, so the files (and the deleted rows in them) go.
+
+        A file that a compaction rewrote meanwhile no longer exists (its id is never
+        reused): nothing of it is selected. Each group of users is moved in one commit
+        under their locks, so no concurrent write of theirs is overwritten with an
+        older copy.
+        """
+        table = self.tables[kind]
+        table.checkout_latest()
+        where = " OR ".join(f"(_rowaddr >= {f << 32} AND _rowaddr < {(f + 1) << 32})" for f in sorted(fragments))
+        users = sorted(set(table.search().where(where).select(["user_id"]).limit(None).to_arrow()
+                           .column("user_id").to_pylist()))
+        for start in range(0, len(users), _SHRED_USERS):
+            group = users[start:start + _SHRED_USERS]
+            if not self._move(kind, group, where):
+                self._holed.setdefault(kind, set()).update(fragments)
+                log.warning("LanceDB at %s: %d busy users kept %s data files with deleted rows; the next "
+                            "delete_user rewrites them", self.uri, len(group), kind.value)
+
+    @_wrapped
+    def _move(self, kind: Kind, users: list[str], where: str) -> bool:
+        """Rewrite these users' rows selected by ``where`` in one commit, holding their locks; False if busy."""
+        table = self.tables[kind]
+        deadline = time.monotonic() + _SHRED_WAIT_S
+        pause = 0.02
+        while True:
+            with ExitStack() as held:
+                if all(held.enter_context(self._user_locks.hold(u, blocking=False)) for u in users):
+                    held.enter_context(self._writing.hold(users))
+                    table.checkout_latest()
+                    listed = ", ".join(sql_str(u) for u in users)
+                    rows = table.search().where(f"({where}) AND user_id IN ({listed})").limit(None).to_arrow()
+                    if rows.num_rows:
+                        table.merge_insert(["user_id", "id"]).when_matched_update_all().execute(rows)
+                        for user in users:
+                            self._changed(user, kind)
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
+
+    @_wrapped
+    def _reindex(self, kinds: list[Kind]) -> None:
+        """Rebuild the user id and full-text indexes of these tables from their live rows."""
+        with self._lock:
+            for kind in kinds:
+                table = self.tables[kind]
+                names = {ix.name for ix in table.list_indices()}
+                for column in TEXT_FIELDS.get(kind, ()):
+                    if f"{column}_idx" in names:
+                        table.create_index(column, config=FTS(with_position=False), replace=True)
+                if "user_id_idx" in names:
+                    table.create_index("user_id", config=BTree(), replace=True)
 
     # --- reads ----------------------------------------------------------------
     def _where(self, user_id: str, since: datetime | None = None, until: datetime | None = None) -> str:

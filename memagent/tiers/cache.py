@@ -12,6 +12,7 @@ process committed a write of the user, or deleted someone.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from memagent.types import Relation
 
 PROFILE_KINDS = (Kind.STATEMENT, Kind.ENTITY, Kind.RELATION)
 USAGE_KINDS = (Kind.USAGE, Kind.WEIGHT, Kind.RATING)
+_LOCK_STRIPES = 64
 
 
 def watermark_id(user_id: str) -> str:
@@ -47,7 +49,7 @@ class DerivedTiers:
         self._entries: OrderedDict[str, tuple[UserProfile, UserGraph]] = OrderedDict()
         self._usage: OrderedDict[str, UserUsage] = OrderedDict()
         self._tokens: dict[tuple[str, Kind], str] = {}  # the change token each cached kind was read at
-        self._locks: dict[str, threading.RLock] = {}
+        self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]  # fixed: never grows with users
         self._lock = threading.Lock()
 
     def _current(self, user_id: str, kinds: tuple[Kind, ...]) -> dict[Kind, str]:
@@ -63,9 +65,9 @@ class DerivedTiers:
                 self._tokens[(user_id, kind)] = self.backend.version(user_id, kind)
 
     def lock(self, user_id: str) -> threading.RLock:
-        """The lock held while a user's derived tiers change."""
-        with self._lock:
-            return self._locks.setdefault(user_id, threading.RLock())
+        """The lock held while a user's derived tiers change (one of a fixed set: users share
+        stripes, which is safe as no holder takes a second user's lock inside one)."""
+        return self._locks[zlib.crc32(user_id.encode("utf-8", "surrogatepass")) % _LOCK_STRIPES]
 
     def get(self, user_id: str) -> tuple[UserProfile, UserGraph]:
         tokens = self._current(user_id, PROFILE_KINDS)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from memagent.llm import ChatAdapter
+from memagent.quoting import label, quoted
 from memagent.types import Candidate, Category, Episode
 
 _CATEGORIES = tuple(c.value for c in Category if c is not Category.SUMMARY)
@@ -43,8 +44,8 @@ class ExtractedStatements(BaseModel):
 
 def llm_extract(adapter: ChatAdapter, episode: Episode, subject: str) -> list[Candidate] | None:
     """The model's statements for ``episode``, or None when its output is unusable."""
-    prompt = (f"Speaker: {subject}\nDate: {episode.event_time:%-d %B %Y}\n"
-              f"Message (quoted data):\n<<<\n{episode.text}\n>>>")
+    prompt = (f"Speaker: {label(subject)}\nDate: {episode.event_time:%-d %B %Y}\n"
+              f"Message (quoted data, a JSON string):\n{quoted(episode.text)}")
     result = adapter.structured(ExtractedStatements, SYSTEM, prompt)
     if result is None:
         return None

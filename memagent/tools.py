@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from memagent.errors import ConfigError, InvalidInputError, NotFoundError
 from memagent.filters import check_filters
+from memagent.quoting import quoted
 from memagent.tiers.episodic import check_id
 from memagent.types import Episode
 
@@ -69,11 +70,7 @@ def format_memory(episode: Episode) -> str:
     The text is JSON-quoted so that a stored message can neither span lines
     nor pass for the prompt around it.
     """
-    return f"[{episode.event_time:%Y-%m-%d}] {episode.role}: {_quote(episode.text)}"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"[{episode.event_time:%Y-%m-%d}] {episode.role}: {quoted(episode.text)}"
 
 
 def run_settings(config: RunnableConfig | None) -> dict[str, Any]:
@@ -180,7 +177,7 @@ class _StoreBackend:
 
     def search(self, namespace: tuple[str, ...], query: str, limit: int, filters: dict[str, Any]) -> list[str]:
         items = self.store().search(namespace, query=query, filter=filters or None, limit=limit)
-        return [_line(item.key, item.updated_at, _quote(_content(item.value))) for item in items]
+        return [_line(item.key, item.updated_at, quoted(_content(item.value))) for item in items]
 
 
 def _content(value: Mapping[str, Any]) -> str:

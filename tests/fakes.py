@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 
@@ -49,3 +49,26 @@ class HashEmbedder:
                 out[row, zlib.crc32(word.encode("utf-8", "surrogatepass")) % self.dimension] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
+
+
+class ScriptedToolModel(BaseChatModel):
+    """A real chat model that makes the tool call ``plan(human text, tool results so far)`` returns,
+    or, when that is None, answers with the last tool result."""
+
+    plan: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-caller"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedToolModel:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        human = [m for m in messages if isinstance(m, HumanMessage)][-1]
+        results = [str(m.content) for m in messages[messages.index(human):] if isinstance(m, ToolMessage)]
+        call = self.plan(str(human.content), results)
+        reply = AIMessage(results[-1] if results else "") if call is None else AIMessage(
+            "", tool_calls=[{"name": call[0], "args": call[1], "id": f"call-{len(messages)}"}])
+        return ChatResult(generations=[ChatGeneration(message=reply)])

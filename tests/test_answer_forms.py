@@ -109,7 +109,7 @@ def test_a_caption_is_read_only_for_a_question_about_a_photo_and_shown_to_a_chat
     assert "a clay bowl with a blue glaze" in evidence_line(item)
     plain = said("I made this for the fair.")
     assert candidate_sentences(plain, captions=True) == ["I made this for the fair."]
-    assert evidence_line(plain).endswith("Ann: I made this for the fair.")
+    assert evidence_line(plain).endswith('Ann: "I made this for the fair."')
 
 
 def test_memory_answers_a_question_about_a_shared_photo_from_its_caption(memory):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
+from fakes import ScriptedToolModel
 from memagent.errors import ConfigError
 from memagent.graphs.chat_agent import recall_node
 from memagent.tools import (
@@ -217,29 +214,6 @@ def test_bound_tools_refuse_k_above_the_maximum(memory):
     schema = search.tool_call_schema.model_json_schema()["properties"]
     assert schema["k"]["maximum"] == MAX_K and schema["query"]["description"]
     assert save.tool_call_schema.model_json_schema()["properties"]["text"]["description"]
-
-
-class ScriptedToolModel(BaseChatModel):
-    """A real chat model that makes the tool call ``plan(human text, tool results so far)`` returns,
-    or, when that is None, answers with the last tool result."""
-
-    plan: Any
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-tool-caller"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedToolModel:
-        return self
-
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        human = [m for m in messages if isinstance(m, HumanMessage)][-1]
-        results = [str(m.content) for m in messages[messages.index(human):] if isinstance(m, ToolMessage)]
-        call = self.plan(str(human.content), results)
-        reply = AIMessage(results[-1] if results else "") if call is None else AIMessage(
-            "", tool_calls=[{"name": call[0], "args": call[1], "id": f"call-{len(messages)}"}])
-        return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
 @pytest.mark.filterwarnings("ignore:create_react_agent has been moved")

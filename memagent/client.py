@@ -20,7 +20,7 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,15 +31,29 @@ import httpx
 
 from memagent.config import RetrievalSettings
 from memagent.errors import ImportFormatError, InvalidInputError, MemagentError
+from memagent.filters import check_filters
 from memagent.policies.forgetting import Decision
-from memagent.tiers.episodic import check_id, to_message
+from memagent.tiers.episodic import check_id, scope, to_message
 from memagent.timeparse import to_datetime
-from memagent.types import Answer, Entity, Episode, FactHit, Page, Relation, Route, SearchHit, Signal, Statement
+from memagent.types import (
+    Answer,
+    Entity,
+    Episode,
+    EpisodeVersion,
+    FactHit,
+    Page,
+    Relation,
+    Route,
+    SearchHit,
+    Signal,
+    Statement,
+)
 from memagent.wire import (
     AnswerOut,
     DecisionOut,
     EntityOut,
     EpisodeOut,
+    EpisodeVersionOut,
     FactHitOut,
     FeedbackOut,
     NeighbourOut,
@@ -121,9 +135,10 @@ def _named(run: F, build: Callable[..., Any], prefix: str, returns: str) -> F:
     return run
 
 
-def _user(user_id: str) -> str:
-    """A user id as one path segment (``/`` and ``.`` escaped too)."""
-    return _segment(check_id(user_id))
+def _user(user_id: str, agent_id: str | None = None, run_id: str | None = None) -> str:
+    """A user id, or its scope of an agent and/or a run (``memagent.scope``), as one path segment
+    (``/``, ``.`` and the scope's separator escaped too)."""
+    return _segment(scope(user_id, agent_id, run_id))
 
 
 def _segment(value: str) -> str:
@@ -147,6 +162,19 @@ def _message(raw: Any, index: int) -> dict[str, Any] | str:
 
 def _route(route: Route | str | None) -> str | None:
     return route.value if isinstance(route, Route) else route
+
+
+def _filters(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Metadata filters as JSON, checked here as ``Memory`` checks them (the sets of ``$in`` become lists)."""
+    return {key: _plain(value) for key, value in check_filters(filters).items()} if filters is not None else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (builtins.list, tuple, set, frozenset)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _json(response: httpx.Response) -> Any:
@@ -246,12 +274,15 @@ class Client:
 
     # --- writing ------------------------------------------------------------------------
     def _add(self, user_id: str, messages: Any, session_id: str | None = None, *,
-             now: datetime | None = None) -> Call[builtins.list[str]]:
-        """Store messages (a batch, or one) in the order given; return their episode ids (``Memory.add``)."""
+             now: datetime | None = None, infer: bool = False, agent_id: str | None = None,
+             run_id: str | None = None) -> Call[builtins.list[str]]:
+        """Store messages (a batch, or one) in the order given; return their episode ids (``Memory.add``).
+        ``infer`` consolidates at once; ``agent_id``/``run_id`` store into that scope of the user."""
         batch = builtins.list(messages) if isinstance(messages, (builtins.list, tuple)) else [messages]
         body = {"messages": [_message(m, n) for n, m in enumerate(batch)], "session_id": session_id,
-                "now": _stamp(now)}
-        return Call("POST", f"/v1/users/{_user(user_id)}/messages", lambda r: r.json()["ids"], json=body)
+                "now": _stamp(now), "infer": infer}
+        return Call("POST", f"/v1/users/{_user(user_id, agent_id, run_id)}/messages", lambda r: r.json()["ids"],
+                    json=body)
 
     def _import_(self, source: str | Path | IO[str], user_id: str | None = None, batch_size: int = 500,
                  progress: Callable[[int], None] | None = None) -> Call[builtins.list[str]]:
@@ -277,9 +308,31 @@ class Client:
         """Delete one episode; ``EpisodeNotFoundError`` if it does not exist (``Memory.delete``)."""
         return Call("DELETE", f"/v1/users/{_user(user_id)}/episodes/{_segment(episode_id)}", _none)
 
+    def _delete_all(self, user_id: str, filters: Mapping[str, Any] | None = None, *,
+                    agent_id: str | None = None, run_id: str | None = None) -> Call[int]:
+        """Delete a user's (or scope's) episodes whose metadata matches ``filters`` (every one when None);
+        return how many (``Memory.delete_all``)."""
+        return Call("POST", f"/v1/users/{_user(user_id, agent_id, run_id)}/episodes/delete", _deleted,
+                    json={"filters": _filters(filters)})
+
+    def _reset(self) -> Call[int]:
+        """Delete every user (of your tenant); return how many there were (``Memory.reset``)."""
+        return Call("DELETE", "/v1/users", lambda r: int(r.json()["users_deleted"]), params={"confirm": True})
+
+    def _update(self, user_id: str, episode_id: str, *, text: str | None = None,
+                metadata: Mapping[str, Any] | None = None, now: Any = None) -> Call[Episode]:
+        """Change an episode's text and/or metadata (replaced whole); return it as it is now (``Memory.update``)."""
+        body = {"text": text, "metadata": dict(metadata) if metadata is not None else None, "now": _stamp(now)}
+        return Call("PATCH", f"/v1/users/{_user(user_id)}/episodes/{_segment(episode_id)}", _episode, json=body)
+
+    def _history(self, user_id: str, episode_id: str) -> Call[builtins.list[EpisodeVersion]]:
+        """Every version of an episode, oldest first (``Memory.history``)."""
+        return Call("GET", f"/v1/users/{_user(user_id)}/episodes/{_segment(episode_id)}/history",
+                    lambda r: [EpisodeVersionOut.model_validate(v).to_type() for v in r.json()])
+
     def _delete_user(self, user_id: str) -> Call[int]:
         """Remove everything of a user; return the episode count (``Memory.delete_user``)."""
-        return Call("DELETE", f"/v1/users/{_user(user_id)}", lambda r: int(r.json()["deleted"]))
+        return Call("DELETE", f"/v1/users/{_user(user_id)}", _deleted)
 
     # --- derived tiers ------------------------------------------------------------------
     def _consolidate(self, user_id: str | None = None) -> Call[dict[str, int]]:
@@ -342,18 +395,21 @@ class Client:
     def _search(self, user_id: str, query: str, k: int = 10, since: Any = None, until: Any = None, *,
                 now: Any = None, signals: Iterable[Signal | str] | None = None, use_time: bool = True,
                 retrieval: RetrievalSettings | None = None, include_archived: bool = False,
-                route: Route | str | None = None) -> Call[builtins.list[SearchHit]]:
-        """The ``k`` best episodes of a user for ``query``, each with its signals (``Memory.search``)."""
+                route: Route | str | None = None, filters: Mapping[str, Any] | None = None,
+                agent_id: str | None = None, run_id: str | None = None) -> Call[builtins.list[SearchHit]]:
+        """The ``k`` best episodes of a user (or scope) for ``query``, each with its signals, only those
+        whose metadata matches ``filters`` if given (``Memory.search``)."""
         body = {"query": query, "k": k, "since": _stamp(since), "until": _stamp(until), "now": _stamp(now),
                 "signals": [str(getattr(s, "value", s)) for s in signals] if signals is not None else None,
                 "use_time": use_time, "retrieval": retrieval.model_dump(mode="json") if retrieval else None,
-                "include_archived": include_archived, "route": _route(route)}
-        return Call("POST", f"/v1/users/{_user(user_id)}/search",
+                "include_archived": include_archived, "route": _route(route), "filters": _filters(filters)}
+        return Call("POST", f"/v1/users/{_user(user_id, agent_id, run_id)}/search",
                     lambda r: [SearchHitOut.model_validate(h).to_type() for h in r.json()], json=body)
 
-    def _ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None) -> Call[Answer]:
-        """Answer a question from the user's memory, with evidence and a trace id (``Memory.ask``)."""
-        return Call("POST", f"/v1/users/{_user(user_id)}/ask",
+    def _ask(self, user_id: str, question: str, at: Any = None, *, route: Route | str | None = None,
+             agent_id: str | None = None, run_id: str | None = None) -> Call[Answer]:
+        """Answer a question from the user's (or scope's) memory, with evidence and a trace id (``Memory.ask``)."""
+        return Call("POST", f"/v1/users/{_user(user_id, agent_id, run_id)}/ask",
                     lambda r: AnswerOut.model_validate(r.json()).to_type(),
                     json={"question": question, "at": _stamp(at), "route": _route(route)})
 
@@ -377,8 +433,7 @@ class Client:
 
     def _get(self, user_id: str, episode_id: str) -> Call[Episode]:
         """One episode by id; ``UnknownUserError`` or ``EpisodeNotFoundError`` if absent (``Memory.get``)."""
-        return Call("GET", f"/v1/users/{_user(user_id)}/episodes/{_segment(episode_id)}",
-                    lambda r: EpisodeOut.model_validate(r.json()).to_type())
+        return Call("GET", f"/v1/users/{_user(user_id)}/episodes/{_segment(episode_id)}", _episode)
 
     def _list(self, user_id: str, offset: int = 0, limit: int = 50,
               session_id: str | None = None) -> Call[Page[Episode]]:
@@ -389,6 +444,14 @@ class Client:
         return Call("GET", f"/v1/users/{_user(user_id)}/episodes",
                     lambda r: PageOut.model_validate(r.json()).to_type(),
                     params=_params(offset=offset, limit=limit, session_id=session_id))
+
+    def _get_all(self, user_id: str, filters: Mapping[str, Any] | None = None, *, limit: int | None = None,
+                 agent_id: str | None = None, run_id: str | None = None) -> Call[builtins.list[Episode]]:
+        """A user's (or scope's) episodes in write order, those whose metadata matches ``filters`` if given,
+        at most ``limit``; an unknown user has none (``Memory.get_all``)."""
+        return Call("POST", f"/v1/users/{_user(user_id, agent_id, run_id)}/episodes/query",
+                    lambda r: [EpisodeOut.model_validate(e).to_type() for e in r.json()],
+                    json={"filters": _filters(filters), "limit": limit})
 
     def _count(self, user_id: str) -> Call[int]:
         """How many episodes a user has (``Memory.count``)."""
@@ -419,6 +482,10 @@ class Client:
     add, aadd = _sync(_add), _async(_add)
     import_, aimport_ = _sync(_import_), _async(_import_)
     delete, adelete = _sync(_delete), _async(_delete)
+    delete_all, adelete_all = _sync(_delete_all), _async(_delete_all)
+    reset, areset = _sync(_reset), _async(_reset)
+    update, aupdate = _sync(_update), _async(_update)
+    history, ahistory = _sync(_history), _async(_history)
     delete_user, adelete_user = _sync(_delete_user), _async(_delete_user)
     consolidate, aconsolidate = _sync(_consolidate), _async(_consolidate)
     pending, apending = _sync(_pending), _async(_pending)
@@ -435,6 +502,7 @@ class Client:
     reset_feedback, areset_feedback = _sync(_reset_feedback), _async(_reset_feedback)
     forget, aforget = _sync(_forget), _async(_forget)
     get, aget = _sync(_get), _async(_get)
+    get_all, aget_all = _sync(_get_all), _async(_get_all)
     list, alist = _sync(_list), _async(_list)
     count, acount = _sync(_count), _async(_count)
     users, ausers = _sync(_users), _async(_users)
@@ -445,6 +513,14 @@ class Client:
 def _params(**given: Any) -> dict[str, Any]:
     """Query parameters without the ``None`` ones."""
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _episode(response: httpx.Response) -> Episode:
+    return EpisodeOut.model_validate(response.json()).to_type()
+
+
+def _deleted(response: httpx.Response) -> int:
+    return int(response.json()["deleted"])
 
 
 def _relations(response: httpx.Response) -> builtins.list[Relation]:

@@ -422,7 +422,7 @@ class QueryRequest(_In):
     """A user's episodes in write order, those whose metadata matches ``filters`` (``Memory.get_all``)."""
 
     filters: Filters = None
-    limit: int | None = Field(None, ge=1, description="at most this many (default: every match)")
+    limit: int | None = Field(None, ge=1, strict=True, description="at most this many (default: every match)")
 
 
 class DeleteRequest(_In):

@@ -4,6 +4,7 @@ to a live server (uvicorn in a thread) over a ``Memory``; both must behave the s
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 from datetime import datetime, timezone
 
@@ -15,6 +16,7 @@ from memagent import (
     Entity,
     Episode,
     EpisodeNotFoundError,
+    EpisodeVersion,
     Evidence,
     FactHit,
     ImportFormatError,
@@ -29,6 +31,7 @@ from memagent import (
     TimestampError,
     TraceNotFoundError,
     UnknownUserError,
+    scope,
 )
 from memagent.client import Client
 from memagent.policies.forgetting import Decision
@@ -206,14 +209,175 @@ def test_errors_are_the_same_classes(sam):
         sam.get("nobody", "x")
 
 
+def test_update_changes_an_episode_and_keeps_its_history(sam):
+    old = sam.list("sam").items[2]
+    updated = sam.update("sam", old.id, text="I adopted a poodle called Rex.", metadata={"topic": "pets"},
+                         now="2024-06-02T08:00:00Z")
+    assert isinstance(updated, Episode) and updated == sam.get("sam", old.id)
+    assert (updated.text, updated.metadata) == ("I adopted a poodle called Rex.", {"topic": "pets"})
+    assert (updated.id, updated.session_id, updated.role, updated.event_time) == (
+        old.id, old.session_id, old.role, old.event_time)
+    assert "m3" in [h.episode.source_id for h in sam.search("sam", "poodle", k=2, signals={"lexical"})]
+    assert sam.update("sam", old.id, metadata={}).metadata == {}
+    assert sam.update("sam", old.id, metadata={}) == sam.get("sam", old.id)  # no change: no new version
+    versions = sam.history("sam", old.id)
+    assert all(isinstance(v, EpisodeVersion) and (v.user_id, v.episode_id) == ("sam", old.id) for v in versions)
+    assert [(v.version, v.event, v.text, v.metadata) for v in versions] == [
+        (1, "add", old.text, {}), (2, "update", updated.text, {"topic": "pets"}), (3, "update", updated.text, {})]
+    assert versions[1].at == datetime(2024, 6, 2, 8, tzinfo=timezone.utc)
+    assert [v.version for v in sam.history("sam", sam.list("sam").items[0].id)] == [1]
+    with pytest.raises(InvalidInputError):
+        sam.update("sam", old.id)
+    with pytest.raises(EpisodeNotFoundError):
+        sam.update("sam", "no-such-episode", text="x")
+    with pytest.raises(EpisodeNotFoundError):
+        sam.history("sam", "no-such-episode")
+    with pytest.raises(UnknownUserError):
+        sam.update("nobody", old.id, text="x")
+    with pytest.raises(UnknownUserError):
+        sam.history("nobody", old.id)
+
+
+NOTES = [{"id": "f1", "text": "We had sushi in Porto.", "metadata": {"topic": "food", "stars": 5}},
+         {"id": "f2", "text": "I cooked ramen at home.", "metadata": {"topic": "food", "stars": 3}},
+         {"id": "w1", "text": "Standup moved to nine.", "metadata": {"topic": "work", "place": {"city": "Porto"}}},
+         "A note without metadata."]
+
+
+def _sources(episodes):
+    return [e.source_id for e in episodes]
+
+
+def test_get_all_and_delete_all_by_metadata(api):
+    api.add("sam", NOTES)
+    everything = api.get_all("sam")
+    assert all(isinstance(e, Episode) for e in everything) and _sources(everything) == ["f1", "f2", "w1", None]
+    assert _sources(api.get_all("sam", {"topic": "food"})) == ["f1", "f2"]
+    assert _sources(api.get_all("sam", {"stars": {"$gte": 4}})) == ["f1"]
+    assert _sources(api.get_all("sam", {"topic": {"$in": {"work", "travel"}}})) == ["w1"]  # a set, sent as a list
+    assert _sources(api.get_all("sam", {"place.city": "Porto"})) == ["w1"]
+    assert _sources(api.get_all("sam", {"topic": {"$exists": False}})) == [None]
+    assert _sources(api.get_all("sam", limit=2)) == ["f1", "f2"]
+    assert _sources(api.get_all("sam", {"topic": "food"}, limit=1)) == ["f1"]
+    assert api.get_all("nobody") == [] and api.get_all("sam", {"topic": "travel"}) == []
+    for bad in ({"stars": {"$near": 4}}, {"topic": {"$in": "food"}}, {"$topic": 1}, ["topic"]):
+        with pytest.raises(InvalidInputError):
+            api.get_all("sam", bad)
+        with pytest.raises(InvalidInputError):
+            api.delete_all("sam", bad)
+    for bad_limit in (0, -1, True):
+        with pytest.raises(InvalidInputError):
+            api.get_all("sam", limit=bad_limit)
+    assert api.delete_all("sam", {"topic": "travel"}) == 0
+    assert api.delete_all("sam", {"topic": "food"}) == 2
+    assert _sources(api.get_all("sam")) == ["w1", None] and api.count("sam") == 2
+    assert api.delete_all("nobody", {"topic": "food"}) == 0
+    assert api.delete_all("sam") == 2 and api.users() == []
+
+
+def test_search_keeps_only_episodes_matching_the_filters(api):
+    api.add("sam", NOTES)
+    food = api.search("sam", "Where did we eat sushi?", k=4, filters={"topic": "food"})
+    assert food and {h.episode.source_id for h in food} <= {"f1", "f2"} and food[0].episode.source_id == "f1"
+    work = api.search("sam", "Where did we eat sushi?", filters={"topic": "work"})
+    assert {h.episode.source_id for h in work} <= {"w1"}
+    assert api.search("sam", "sushi", filters={"topic": "travel"}) == []
+    with pytest.raises(InvalidInputError):
+        api.search("sam", "sushi", filters={"stars": {"$gte": 1, "$lte": 5}})
+
+
+def test_add_with_infer_consolidates_at_once(api):
+    api.add("sam", MESSAGES, session_id="s1", infer=True)
+    assert api.pending("sam") == 0 and any(s.slot == "home" for s in api.profile("sam"))
+    api.add("sam", [LATER], session_id="s2")
+    assert api.pending("sam") == 1
+
+
+def test_agent_and_run_scopes_are_memories_of_their_own(api):
+    planner = scope("sam", agent_id="planner")
+    [seat] = api.add("sam", "I prefer window seats on long flights.", agent_id="planner")
+    [trip] = api.add("sam", "Booked the Lisbon trip for May.", agent_id="planner", run_id="r1")
+    api.add("sam", "I like jazz.")
+    assert (api.count("sam"), api.count(planner), api.count(scope("sam", "planner", "r1"))) == (1, 1, 1)
+    assert sorted(api.users()) == sorted(["sam", planner, scope("sam", "planner", "r1")])
+    [episode] = api.get_all("sam", agent_id="planner")
+    assert (episode.id, episode.user_id) == (seat, planner) and api.get(planner, seat) == episode
+    assert _sources(api.get_all("sam", agent_id="planner", run_id="r1")) == [None]
+    assert [h.episode.id for h in api.search("sam", "Which seats do I prefer?", agent_id="planner")] == [seat]
+    assert seat not in [h.episode.id for h in api.search("sam", "Which seats do I prefer?")]
+    assert api.ask("sam", "Which seats do I prefer?", agent_id="planner").episode_ids[0] == seat
+    assert api.get_all("sam", run_id="r1") == []  # a run without its agent is another scope
+    assert api.delete_all("sam", agent_id="planner") == 1 and api.count(planner) == 0
+    assert api.get("sam", api.get_all("sam")[0].id).text == "I like jazz."
+    assert api.get(scope("sam", "planner", "r1"), trip).text == "Booked the Lisbon trip for May."
+    with pytest.raises(InvalidInputError):
+        api.add("sam", "hello", agent_id="")
+
+
+def test_reset_deletes_every_user(sam):
+    sam.add("eve", "I like tea", agent_id="tea-bot")
+    assert sam.reset() == 2 and sam.users() == []
+    assert sam.reset() == 0
+    with pytest.raises(UnknownUserError):
+        sam.get("sam", "anything")
+
+
 def test_async_forms(sam):
     async def run():
         ids = await sam.aadd("sam", [{"id": "m9", "text": "I play the cello.", "role": "sam"}])
         hits = await sam.asearch("sam", "cello", k=1)
-        return ids, hits
+        episode = await sam.aupdate("sam", ids[0], metadata={"topic": "music"})
+        changed = (episode, await sam.ahistory("sam", ids[0]), await sam.aget_all("sam", {"topic": "music"}),
+                   await sam.adelete_all("sam", {"topic": "music"}), await sam.areset())
+        return ids, hits, changed
 
-    ids, hits = asyncio.run(run())
+    ids, hits, (episode, versions, found, deleted, users) = asyncio.run(run())  # one loop: one async pool
     assert hits[0].episode.id == ids[0]
+    assert episode.metadata == {"topic": "music"} and len(versions) == 2 and found == [episode]
+    assert (deleted, users) == (1, 1)
+
+
+# Methods of Memory that a Client does not have, and why.
+EMBEDDED_ONLY = {
+    "refresh": "reads other processes' writes into this process's caches; a server does it itself",
+    "optimize": "compacts the server's storage: an operator's job, not a caller's",
+    "start": "runs the schedule in this process; a server is started with its schedule (serve --http)",
+    "stop": "stops the schedule that start() runs",
+    "similarity": "a property of the embedder in this process, not of stored memory",
+    "describe": "formats a Relation the caller already holds; not served over HTTP (yet)",
+    "speakers": "not served over HTTP (yet)",
+}
+CLIENT_ONLY = {"health": "the server's health; an embedded Memory has no server"}
+
+
+def _public(cls):
+    return {name: value for name, value in vars(cls).items() if not name.startswith("_") and callable(value)}
+
+
+def _parameters(function):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+def test_client_methods_have_the_signatures_of_memory():
+    memory, client = _public(Memory), _public(Client)
+    mirrored = {name for name, value in memory.items() if not inspect.iscoroutinefunction(value)}
+    assert set(EMBEDDED_ONLY) <= mirrored and not set(EMBEDDED_ONLY) & set(client)
+    for name in sorted(mirrored - set(EMBEDDED_ONLY)):
+        assert name in client, f"Client has no {name}"
+        assert _parameters(client[name]) == _parameters(memory[name]), name
+        if "a" + name in memory:
+            assert _parameters(client["a" + name]) == _parameters(memory["a" + name]), "a" + name
+    extra = {name for name, value in client.items() if not inspect.iscoroutinefunction(value)} - mirrored
+    assert extra == set(CLIENT_ONLY)
+
+
+def test_every_client_method_has_its_async_twin():
+    client = _public(Client)
+    for name, value in client.items():
+        if not inspect.iscoroutinefunction(value):
+            twin = client.get("a" + name)
+            assert twin is not None and inspect.iscoroutinefunction(twin), f"Client has no async a{name}"
+            assert _parameters(twin) == _parameters(value), name
 
 
 def test_memory_and_client_give_equal_results(embedder, clock):
@@ -223,7 +387,11 @@ def test_memory_and_client_give_equal_results(embedder, clock):
         api.add("sam", [LATER], session_id="s2")
         api.consolidate("sam")
         answer = api.ask("sam", "Where does my sister work?", at="2024-06-01")
-        return {"search": api.search("sam", "Where does Ana work?", k=4, now="2024-06-01"),
+        first = api.list("sam").items[0].id
+        api.update("sam", first, metadata={"topic": "home"}, now="2024-06-02")
+        return {"history": api.history("sam", first), "home": api.get_all("sam", {"topic": "home"}),
+                "filtered": api.search("sam", "Lisbon", filters={"topic": {"$ne": "home"}}),
+                "search": api.search("sam", "Where does Ana work?", k=4, now="2024-06-01"),
                 "page": api.list("sam", limit=3), "profile": api.profile("sam"), "facts": api.facts("sam", "Sam"),
                 "fact_hits": api.search_facts("sam", "dog", k=3), "export": api.export("sam"),
                 "answer": (answer.text, answer.route, answer.evidence, answer.abstained)}

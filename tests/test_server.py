@@ -138,6 +138,25 @@ BAD = [
     ("POST", "/v1/users/bob/forget", {"dry_run": "perhaps"}),
     ("GET", "/v1/no/such/route", None),
     ("PUT", "/v1/users", None),
+    ("POST", "/v1/users/bob/search", {"query": "x", "filters": {"stars": {"$near": 4}}}),
+    ("POST", "/v1/users/bob/search", {"query": "x", "filters": ["topic"]}),
+    ("GET", "/v1/users/bob/search?q=x&filters=not-json", None),
+    ("GET", "/v1/users/bob/search?q=x&filters=%5B1%5D", None),
+    ("GET", "/v1/users/bob/search?q=x&filters=%7B%22%24topic%22%3A+1%7D", None),
+    ("POST", "/v1/users/bob/episodes/query", {"filters": {"topic": {"$in": "food"}}}),
+    ("POST", "/v1/users/bob/episodes/query", {"filters": {"topic": {"$exists": 1}}}),
+    ("POST", "/v1/users/bob/episodes/query", {"limit": 0}),
+    ("POST", "/v1/users/bob/episodes/query", {"limit": True}),
+    ("POST", "/v1/users/bob/episodes/query", {"where": {}}),
+    ("POST", "/v1/users/bob/episodes/delete", {"filters": {"": 1}}),
+    ("POST", "/v1/users/bob/episodes/delete", None),
+    ("PATCH", "/v1/users/bob/episodes/e1", {"text": 5}),
+    ("PATCH", "/v1/users/bob/episodes/e1", {"metadata": "red"}),
+    ("PATCH", "/v1/users/bob/episodes/e1", {"text": "hi", "now": "not a time"}),
+    ("GET", "/v1/users/bob/episodes/e1/history", None),
+    ("POST", "/v1/users/bob%1Fagent%3D/messages", {"messages": ["hi"]}),
+    ("DELETE", "/v1/users", None),
+    ("DELETE", "/v1/users?confirm=perhaps", None),
 ]
 
 
@@ -158,13 +177,37 @@ def test_bad_input_is_a_4xx_json_error(small):
     assert _code(small.get("/v1/users/bob/episodes/nope")) == "unknown_user"
 
 
+def test_updates_need_a_change_and_reset_needs_confirm(small, memory):
+    [episode] = memory.add("bob", {"text": "I live in Porto.", "metadata": {"topic": "home"}})
+    for body in ({}, {"text": None, "metadata": None}, {"now": "2024-06-02"}):
+        response = small.patch(f"/v1/users/bob/episodes/{episode}", json=body)
+        assert response.status_code == 422 and _code(response) == "invalid_input", body
+    for text in ("", "   ", "a\x00b"):
+        response = small.patch(f"/v1/users/bob/episodes/{episode}", json={"text": text})
+        assert response.status_code == 422 and _code(response) == "invalid_input", text
+    assert small.patch(f"/v1/users/bob/episodes/{episode}", json={"text": "I live in Oslo."}).json()["text"] == (
+        "I live in Oslo.")
+    found = small.get("/v1/users/bob/search", params={"q": "Oslo", "k": 5, "filters": '{"topic": "home"}'}).json()
+    assert [hit["episode"]["id"] for hit in found] == [episode]
+    assert small.get("/v1/users/bob/search", params={"q": "Oslo", "k": 5, "filters": '{"topic": "work"}'}).json() == []
+    from memagent.server.recall import _json_filters
+
+    with pytest.raises(InvalidInputError):  # nested past the recursion limit: still a 422 under default limits
+        _json_filters("[" * 5000)
+    assert small.delete("/v1/users").status_code == 422 and memory.count("bob") == 1
+    assert small.delete("/v1/users", params={"confirm": "true"}).json() == {"users_deleted": 1}
+    assert memory.users() == []
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(endpoint=st.sampled_from(["messages", "search", "ask", "feedback", "facts/search", "forget"]),
+@given(endpoint=st.sampled_from(["messages", "search", "ask", "feedback", "facts/search", "forget", "episodes/query",
+                                  "episodes/delete"]),
        body=st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
                          | st.text(max_size=20),
                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
                              st.sampled_from(["messages", "query", "question", "k", "text", "trace_id", "rating",
-                                              "timestamp", "since", "at", "dry_run", "route", "signals"]),
+                                              "timestamp", "since", "at", "dry_run", "route", "signals",
+                                              "filters", "limit"]),
                              inner, max_size=4), max_leaves=8))
 def test_no_body_makes_a_500(small, endpoint, body):
     response = small.post(f"/v1/users/fuzz/{endpoint}", json=body)
@@ -180,7 +223,9 @@ def test_openapi_describes_every_operation(small):
                 "/v1/users/{user_id}/consolidate", "/v1/consolidate", "/v1/users/{user_id}/profile",
                 "/v1/users/{user_id}/facts", "/v1/users/{user_id}/facts/search", "/v1/users/{user_id}/forget",
                 "/v1/users/{user_id}/episodes", "/v1/users/{user_id}/episodes/{episode_id}",
-                "/v1/users/{user_id}/export", "/v1/import", "/v1/users/{user_id}/count", "/healthz"}
+                "/v1/users/{user_id}/export", "/v1/import", "/v1/users/{user_id}/count", "/healthz",
+                "/v1/users/{user_id}/episodes/{episode_id}/history", "/v1/users/{user_id}/episodes/query",
+                "/v1/users/{user_id}/episodes/delete"}
     assert expected <= set(spec["paths"])
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
@@ -190,7 +235,10 @@ def test_openapi_describes_every_operation(small):
                     "/ErrorOut"), (method, path)
     schemas = spec["components"]["schemas"]
     assert {"EpisodeOut", "SearchHitOut", "AnswerOut", "EvidenceOut", "StatementOut", "RelationOut", "FactHitOut",
-            "PageOut", "AddRequest", "SearchRequest", "ErrorOut"} <= set(schemas)
+            "PageOut", "AddRequest", "SearchRequest", "ErrorOut", "EpisodeVersionOut", "UpdateRequest",
+            "QueryRequest", "DeleteRequest", "ResetOut"} <= set(schemas)
+    assert {"get", "delete"} <= set(spec["paths"]["/v1/users"])
+    assert {"get", "patch", "delete"} <= set(spec["paths"]["/v1/users/{user_id}/episodes/{episode_id}"])
     assert schemas["SearchHitOut"]["description"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
 

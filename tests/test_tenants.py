@@ -8,7 +8,7 @@ import httpx
 import pytest
 from api_contract import live_server
 
-from memagent import EpisodeNotFoundError, Memory, TraceNotFoundError, UnknownUserError
+from memagent import EpisodeNotFoundError, Memory, TraceNotFoundError, UnknownUserError, scope
 from memagent.client import AuthenticationError, Client
 from memagent.server.app import create_app
 from memagent.server.keys import KeyRing, hash_key
@@ -33,8 +33,12 @@ def tenants(server):
         globex.add("bob", BOB, session_id="s1")
         globex.consolidate("bob")
         answer = globex.ask("bob", "Where do I live?")
+        globex.add("bob", "The secret plan is to move to Madrid.", agent_id="planner")
         acme.add("alice", "I like green tea.")
         yield memory, url, acme, globex, answer.trace_id
+
+
+PLANNER = scope("bob", agent_id="planner")
 
 
 def test_no_key_or_a_wrong_key_is_401(server):
@@ -54,8 +58,9 @@ def test_no_key_or_a_wrong_key_is_401(server):
 
 def test_ids_are_stored_inside_the_tenant_and_named_outside_it(tenants):
     memory, _, acme, globex, _ = tenants
-    assert memory.users() == ["acme:alice", "globex:bob"]
-    assert acme.users() == ["alice"] and globex.users() == ["bob"]
+    assert memory.users() == ["acme:alice", "globex:bob", "globex:" + PLANNER]
+    assert acme.users() == ["alice"] and globex.users() == ["bob", PLANNER]
+    assert globex.get_all("bob", agent_id="planner")[0].user_id == PLANNER
     episode = globex.list("bob").items[0]
     assert episode.user_id == "bob" and globex.get("bob", episode.id).user_id == "bob"
     assert all(s.user_id == "bob" for s in globex.profile("bob"))
@@ -76,11 +81,22 @@ ENDPOINTS = [  # (method, path, body) on a user named "bob", who exists in globe
     ("GET", "/v1/users/bob/paths?source=Bob&target=Porto", None),
     ("GET", "/v1/users/bob/facts/search?q=cat", None),
     ("POST", "/v1/users/bob/forget", {"dry_run": True}),
+    ("GET", "/v1/users/bob/search?q=Where+do+I+live&filters=%7B%22topic%22%3A+%22home%22%7D", None),
+    ("POST", "/v1/users/bob/search", {"query": "Where do I live?", "filters": {"role": {"$exists": False}}}),
+    ("POST", "/v1/users/bob/episodes/query", None),
+    ("POST", "/v1/users/bob/episodes/query", {"filters": {"topic": {"$ne": "x"}}, "limit": 5}),
+    ("POST", "/v1/users/bob/episodes/delete", {"filters": {"topic": {"$ne": "x"}}}),
+    ("POST", "/v1/users/bob/episodes/delete", {"filters": None}),
+    ("GET", "/v1/users/bob%1Fagent%3Dplanner/count", None),
+    ("POST", "/v1/users/bob%1Fagent%3Dplanner/episodes/query", {}),
 ]
 MISSING = [  # the same, where Memory itself says the user is unknown: 404 unknown_user
     ("GET", "/v1/users/bob/export", None),
     ("GET", "/v1/users/bob/episodes/{episode}", None),
     ("DELETE", "/v1/users/bob/episodes/{episode}", None),
+    ("PATCH", "/v1/users/bob/episodes/{episode}", {"text": "I live in Oslo."}),
+    ("PATCH", "/v1/users/bob/episodes/{episode}", {"metadata": {"moved": True}}),
+    ("GET", "/v1/users/bob/episodes/{episode}/history", None),
 ]
 
 
@@ -94,16 +110,17 @@ def test_another_tenants_user_is_a_user_that_does_not_exist(tenants):
     with httpx.Client(base_url=url) as http:
         for method, path, body in ENDPOINTS:
             seen = _call(http, method, path, body, ACME)
-            never = _call(http, method, path.replace("/bob/", "/nobody-ever/"), body, ACME)
+            never = _call(http, method, path.replace("/bob", "/nobody-ever", 1), body, ACME)
             assert seen.status_code == never.status_code == 200, path
             assert seen.json() == never.json(), path  # exactly what a user who never existed gives
-            assert "Porto" not in seen.text and "Miso" not in seen.text, path
+            assert not any(word in seen.text for word in ("Porto", "Miso", "Madrid")), path
         for method, path, body in MISSING:
             seen = _call(http, method, path.format(episode=episode), body, ACME)
             assert seen.status_code == 404 and seen.json()["error"]["code"] == "unknown_user", path
             assert seen.json()["error"]["message"] == "unknown user 'bob': no memory is stored for this user"
         assert _call(http, "GET", "/v1/users/bob/count", None, GLOBEX).json() == {"count": 2}  # globex's own
-    assert memory.count("globex:bob") == 2
+    assert memory.count("globex:bob") == 2 and memory.count("globex:bob\x1fagent=planner") == 1
+    assert memory.history("globex:bob", episode)[-1].text == BOB[0]["text"]
 
 
 def test_another_tenants_user_cannot_be_changed(tenants):
@@ -113,14 +130,36 @@ def test_another_tenants_user_cannot_be_changed(tenants):
         acme.get("bob", episode)
     with pytest.raises(UnknownUserError):
         acme.delete("bob", episode)
+    with pytest.raises(UnknownUserError):
+        acme.update("bob", episode, text="I live in Oslo.")
+    with pytest.raises(UnknownUserError):
+        acme.history("bob", episode)
+    assert acme.get_all("bob") == [] and acme.get_all("bob", {"topic": {"$exists": False}}) == []
+    assert acme.delete_all("bob") == 0 and acme.delete_all("bob", {"topic": {"$exists": False}}) == 0
+    assert acme.get_all("bob", agent_id="planner") == [] and acme.delete_all("bob", agent_id="planner") == 0
+    assert acme.search("bob", "Which plan?", agent_id="planner") == []
     assert acme.delete_user("bob") == 0
     assert acme.search("bob", "Where do I live?") == [] and acme.profile("bob") == []
     acme.consolidate()
     acme.forget("bob", dry_run=False)
-    assert memory.count("globex:bob") == 2 and globex.profile("bob")
+    assert memory.count("globex:bob") == 2 and globex.profile("bob") and globex.count(PLANNER) == 1
+    assert [v.version for v in globex.history("bob", episode)] == [1]
     acme.add("bob", "I live in Oslo.")  # acme's own bob, another user
     assert acme.count("bob") == 1 and globex.count("bob") == 2
     assert [h.episode.text for h in acme.search("bob", "Where do I live?")] == ["I live in Oslo."]
+
+
+def test_reset_deletes_only_the_callers_tenant(tenants):
+    memory, url, acme, globex, _ = tenants
+    acme.add("carol", "I run on Sundays.", agent_id="coach")
+    with httpx.Client(base_url=url) as http:
+        for query in ("", "?confirm=false"):
+            refused = http.delete("/v1/users" + query, headers={"X-API-Key": ACME})
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_input"
+    assert acme.users() == ["alice", scope("carol", agent_id="coach")]
+    assert acme.reset() == 2 and acme.users() == [] and acme.reset() == 0
+    assert globex.users() == ["bob", PLANNER] and globex.count("bob") == 2 and globex.profile("bob")
+    assert memory.users() == ["globex:bob", "globex:" + PLANNER]
 
 
 def test_a_trace_of_another_tenant_or_user_changes_nothing(tenants):
@@ -157,6 +196,6 @@ def test_import_and_export_stay_inside_the_tenant(tenants):
     assert acme.import_(io.StringIO(text.replace('"user_id": "bob"', '"user_id": "globex:bob"')))
     assert memory.count("acme:globex:bob") == 2 and memory.count("globex:bob") == 2
     assert acme.import_(io.StringIO(text), user_id="carol") and acme.count("carol") == 2
-    assert sorted(acme.users()) == ["alice", "bob", "carol", "globex:bob"] and globex.users() == ["bob"]
+    assert sorted(acme.users()) == ["alice", "bob", "carol", "globex:bob"] and globex.users() == ["bob", PLANNER]
     with pytest.raises(EpisodeNotFoundError):
         globex.delete("bob", "no-such-episode")

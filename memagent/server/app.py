@@ -44,7 +44,9 @@ arguments and results (`memagent.Client` is the Python client).
 
 Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. User ids
 are those of your tenant: another tenant's users are, for you, users that do not
-exist. Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
+exist. A user id may name an agent's or a run's memory of a user (`memagent.scope`:
+`alice%1Fagent%3Dplanner` is `alice`, agent `planner`); it stays inside your tenant
+like any user id. Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 ENV_DATA_DIR = "MEMAGENT_DATA_DIR"

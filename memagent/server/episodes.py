@@ -1,4 +1,5 @@
-"""Routes of the episodic tier: add, list, get, delete, count, users, export and import."""
+"""Routes of the episodic tier: add, list, get, update and history, query and delete by metadata,
+delete a user or all of them, count, users, export and import."""
 
 from __future__ import annotations
 
@@ -11,13 +12,27 @@ from urllib.parse import unquote
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 
-from memagent.errors import ImportFormatError
+from memagent.errors import ImportFormatError, InvalidInputError
 from memagent.memory import Memory
 from memagent.portable import read_episodes
 from memagent.server.deps import ERRORS, LimitsDep, MemoryDep, SpaceDep, UserDep
 from memagent.server.tenants import Namespace
 from memagent.timeparse import to_datetime
-from memagent.wire import AddRequest, CountOut, DeletedOut, EpisodeOut, IdsOut, PageOut, PendingOut, UsersOut
+from memagent.wire import (
+    AddRequest,
+    CountOut,
+    DeletedOut,
+    DeleteRequest,
+    EpisodeOut,
+    EpisodeVersionOut,
+    IdsOut,
+    PageOut,
+    PendingOut,
+    QueryRequest,
+    ResetOut,
+    UpdateRequest,
+    UsersOut,
+)
 
 router = APIRouter(prefix="/v1", tags=["episodes"], responses=ERRORS)
 JSON_LINES = "application/x-ndjson"
@@ -29,9 +44,11 @@ def add(who: UserDep, body: AddRequest, memory: MemoryDep) -> IdsOut:
 
     A message whose `id` is already stored for the user is not stored again: its
     episode id is returned. A bad message rejects the whole batch before anything is written.
+    `infer` consolidates the user before the reply. A scoped user id (`memagent.scope`) stores
+    into that agent's or run's memory of the user.
     """
     now = to_datetime(body.now) if body.now is not None else None
-    return IdsOut(ids=memory.add(who.internal, body.message_dicts(), body.session_id, now=now))
+    return IdsOut(ids=memory.add(who.internal, body.message_dicts(), body.session_id, now=now, infer=body.infer))
 
 
 @router.get("/users/{user_id}/episodes", response_model=PageOut)
@@ -50,6 +67,36 @@ def get(who: UserDep, episode_id: str, memory: MemoryDep) -> EpisodeOut:
     return EpisodeOut.of(memory.get(who.internal, unquote(episode_id)), who.name)
 
 
+@router.patch("/users/{user_id}/episodes/{episode_id}", response_model=EpisodeOut, summary="Update Episode")
+def update(who: UserDep, episode_id: str, body: UpdateRequest, memory: MemoryDep) -> EpisodeOut:
+    """Change an episode's text and/or metadata (metadata is replaced whole) and return it as it is now
+    (`Memory.update`). The old version stays in `.../history`; a new text is embedded and consolidated again."""
+    episode = memory.update(who.internal, unquote(episode_id), text=body.text, metadata=body.metadata, now=body.now)
+    return EpisodeOut.of(episode, who.name)
+
+
+@router.get("/users/{user_id}/episodes/{episode_id}/history", response_model=list[EpisodeVersionOut],
+            summary="Episode History")
+def history(who: UserDep, episode_id: str, memory: MemoryDep) -> list[EpisodeVersionOut]:
+    """Every version of an episode, oldest first: as added, then after each update (`Memory.history`)."""
+    return [EpisodeVersionOut.of(v, who.name) for v in memory.history(who.internal, unquote(episode_id))]
+
+
+@router.post("/users/{user_id}/episodes/query", response_model=list[EpisodeOut], summary="Query Episodes")
+def get_all(who: UserDep, memory: MemoryDep, body: QueryRequest | None = None) -> list[EpisodeOut]:
+    """The user's episodes in write order, only those whose metadata matches `filters` if given, at most
+    `limit` (`Memory.get_all`). An unknown user has none."""
+    body = body or QueryRequest()
+    return [EpisodeOut.of(e, who.name) for e in memory.get_all(who.internal, body.filters, limit=body.limit)]
+
+
+@router.post("/users/{user_id}/episodes/delete", response_model=DeletedOut, summary="Delete Episodes")
+def delete_all(who: UserDep, body: DeleteRequest, memory: MemoryDep) -> DeletedOut:
+    """Delete the user's episodes whose metadata matches `filters`, with what was derived from them, and
+    say how many (`Memory.delete_all`). `{"filters": null}` deletes every episode, as `DELETE .../{user_id}`."""
+    return DeletedOut(deleted=memory.delete_all(who.internal, body.filters))
+
+
 @router.delete("/users/{user_id}/episodes/{episode_id}", status_code=204, response_class=Response,
                 summary="Delete Episode")
 def delete(who: UserDep, episode_id: str, memory: MemoryDep) -> Response:
@@ -62,6 +109,21 @@ def delete(who: UserDep, episode_id: str, memory: MemoryDep) -> Response:
 def delete_user(who: UserDep, memory: MemoryDep) -> DeletedOut:
     """Remove everything of the user from every tier, table and index (`Memory.delete_user`)."""
     return DeletedOut(deleted=memory.delete_user(who.internal))
+
+
+@router.delete("/users", response_model=ResetOut, summary="Delete All Users")
+def reset(space: SpaceDep, memory: MemoryDep,
+          confirm: Annotated[bool, Query(description="must be true: every user is deleted")] = False) -> ResetOut:
+    """Delete every user (`Memory.reset`), with API keys every user of your tenant only, and say how many
+    there were. Refused (422) without `confirm=true`."""
+    if not confirm:
+        raise InvalidInputError("DELETE /v1/users deletes every user: pass confirm=true")
+    if space.tenant is None:
+        return ResetOut(users_deleted=memory.reset())
+    mine = [user for user in memory.users() if space.owns(user)]
+    for user in mine:
+        memory.delete_user(user)
+    return ResetOut(users_deleted=len(mine))
 
 
 @router.get("/users/{user_id}/count", response_model=CountOut)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -40,8 +41,22 @@ At = Annotated[str | None, Query(description="a time (ISO 8601 or free text); de
 def _search(memory: Memory, who: Who, body: SearchRequest, limit: ServerLimits) -> list[SearchHitOut]:
     hits = memory.search(who.internal, check_text(body.query, "query", limit), check_k(body.k, limit),
                          body.since, body.until, now=body.now, signals=body.signals, use_time=body.use_time,
-                         retrieval=body.retrieval, include_archived=body.include_archived, route=body.route)
+                         retrieval=body.retrieval, include_archived=body.include_archived, route=body.route,
+                         filters=body.filters)
     return [SearchHitOut.of(h, who.name) for h in hits]
+
+
+def _json_filters(text: str | None) -> dict[str, Any] | None:
+    """The ``filters`` query parameter: a JSON object, or none."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise InvalidInputError(f"filters must be a JSON object, got {text[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"filters must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 @router.post("/users/{user_id}/search", response_model=list[SearchHitOut], tags=["recall"])
@@ -49,7 +64,7 @@ def search(who: UserDep, body: SearchRequest, memory: MemoryDep, limit: LimitsDe
     """The `k` best episodes for a query, each with the signals that found it (`Memory.search`).
 
     Time expressions in the query ("last May") are read against `now`; `since`/`until`
-    bound event time. An unknown user has no hits.
+    bound event time; `filters` keeps only episodes whose metadata matches. An unknown user has no hits.
     """
     return _search(memory, who, body, limit)
 
@@ -60,10 +75,13 @@ def search_get(who: UserDep, memory: MemoryDep, limit: LimitsDep,
                q: Annotated[str, Query(description="the query")], k: int = 10,
                since: At = None, until: At = None, now: At = None,
                signals: Annotated[list[Signal] | None, Query()] = None, use_time: bool = True,
-               include_archived: bool = False, route: Route | None = None) -> list[SearchHitOut]:
-    """`POST .../search` with its arguments in the query string (no `retrieval` settings)."""
+               include_archived: bool = False, route: Route | None = None,
+               filters: Annotated[str | None, Query(description='metadata filters as a JSON object: '
+                                                    '{"topic": "food", "stars": {"$gte": 4}}')] = None
+               ) -> list[SearchHitOut]:
+    """`POST .../search` with its arguments in the query string (no `retrieval` settings; `filters` as JSON)."""
     body = SearchRequest(query=q, k=k, since=since, until=until, now=now, signals=signals, use_time=use_time,
-                         include_archived=include_archived, route=route)
+                         include_archived=include_archived, route=route, filters=_json_filters(filters))
     return _search(memory, who, body, limit)
 
 

@@ -246,6 +246,7 @@ class Memory:
 
         Episodes keep their ids, so importing the same file twice stores nothing new.
         """
+        _count(batch_size, "batch_size")
         episodes = read_episodes(source, self.config.max_message_chars, user_id)
         ids: list[str] = []
         for start in range(0, len(episodes), batch_size):
@@ -647,8 +648,14 @@ class Memory:
         if destination is None:
             return "".join(line + "\n" for line in lines)
         if isinstance(destination, (str, Path)):
-            with open(destination, "w", encoding="utf-8") as handle:
+            try:
+                handle = open(destination, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            except (OSError, ValueError, UnicodeError) as exc:  # ValueError: a NUL in the path
+                raise InvalidInputError(f"destination: cannot write {str(destination)[:200]!r}: {exc}") from None
+            with handle:
                 return _write_lines(handle, lines)
+        if not callable(getattr(destination, "write", None)):
+            raise InvalidInputError(f"destination must be a path or a text stream, not {type(destination).__name__}")
         return _write_lines(destination, lines)
 
     def _require_user(self, user_id: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from memagent.errors import ImportFormatError, MemagentError
+from memagent.errors import ImportFormatError, InvalidInputError, MemagentError
 from memagent.tiers.episodic import check_id
 from memagent.timeparse import to_datetime
 from memagent.types import Episode
@@ -35,15 +35,26 @@ def dump_lines(episodes: Iterable[Episode]) -> Iterator[str]:
 def read_episodes(source: str | Path | IO[str], max_chars: int,
                   user_id: str | None = None) -> list[Episode]:
     """Parse and check a whole export file; ``user_id`` re-homes every episode."""
-    name = getattr(source, "name", str(source))
+    if user_id is not None:
+        check_id(user_id)
     if isinstance(source, (str, Path)):
+        name = str(source)
         try:
             with open(source, encoding="utf-8") as handle:
                 lines = handle.readlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ImportFormatError(name, 0, f"cannot read file: {exc}") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+            raise ImportFormatError(name[:200], 0, f"cannot read file: {exc}") from None
+    elif callable(getattr(source, "readlines", None)):
+        name = str(getattr(source, "name", "<stream>"))
+        try:
+            lines = source.readlines()
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ImportFormatError(name, 0, f"cannot read: {exc}") from None
     else:
-        lines = source.readlines()
+        raise InvalidInputError(f"source must be a path or a text stream, not {type(source).__name__}")
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            raise ImportFormatError(name, number, "not text: open the file in text mode (encoding='utf-8')")
     episodes: list[Episode] = []
     first_line: dict[tuple[str, str], int] = {}
     for number, line in enumerate(lines, start=1):

@@ -7,7 +7,9 @@ spread over sessions and dates, with 2,000 episodes of another user in the same
 table so every query really filters by user. Printed beside the figures, as a
 baseline from the same process: the embedder's own throughput on the same
 texts (with the speaker prefix ingest embeds, in the same batch size), which
-bounds ingest from above on this machine.
+bounds ingest from above on this machine. Last, the cost of ``delete_user`` of the
+2,000-episode user (its rows, the data files that held them rewritten, indexes
+rebuilt), beside one ``optimize`` of the same store.
 """
 
 from __future__ import annotations
@@ -95,11 +97,20 @@ def run(episodes: int, batch: int, queries: int) -> dict:
             memory.embedder.embed([question])
         embed_ms = (time.perf_counter() - start) * 1000 / 50
         indexes = memory.backend.stats()
+        # delete_user of the other user: rows out, its data files rewritten, indexes rebuilt, versions purged;
+        # beside it, as a baseline in the same store, one compaction and clean-up (optimize)
+        start = time.perf_counter()
+        memory.optimize()
+        optimize_s = time.perf_counter() - start
+        start = time.perf_counter()
+        memory.delete_user("other-user")
+        delete_s = time.perf_counter() - start
+        assert memory.count("user") == episodes and memory.users() == ["user"]
     return {
         "episodes": episodes, "batch": batch, "ingest_turns_per_s": episodes / seconds,
         "embedder_only_texts_per_s": embed_rate,
         "search_ms_p50": percentile(latencies, 0.5), "search_ms_p95": percentile(latencies, 0.95),
-        "query_embedding_ms": embed_ms, "indexes": indexes,
+        "query_embedding_ms": embed_ms, "indexes": indexes, "delete_user_s": delete_s, "optimize_s": optimize_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -120,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| search p50 | {result['search_ms_p50']:.1f} ms |")
     print(f"| search p95 | {result['search_ms_p95']:.1f} ms |")
     print(f"| of which query embedding (mean) | {result['query_embedding_ms']:.1f} ms |")
+    print(f"| delete_user of the 2,000-episode user (files rewritten, indexes rebuilt) | "
+          f"{result['delete_user_s']:.1f} s |")
+    print(f"| one optimize of the same store (baseline) | {result['optimize_s']:.1f} s |")
     print(f"| peak RSS | {result['peak_rss_mb']:.0f} MB |")
     print(f"| indexes | {', '.join(f'{k} ({v})' for k, v in result['indexes'].items())} |")
     if args.json_out:

@@ -86,6 +86,28 @@ def start_server(data_dir: str, port: int, workers: int, log: Path) -> subproces
     raise SystemExit("the server did not answer /healthz within 300 s")
 
 
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its descendants so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    family, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in family]
+        family.update(children)
+        frontier += children
+    return sum(times.get(pid, 0.0) for pid in family)
+
+
 def messages(rng: random.Random, keys: list[str]) -> list[dict[str, str]]:
     day = rng.randint(1, 28)
     return [{"id": key, "role": "user", "text": f"Today I told you about {rng.choice(TOPICS)} ({key}).",
@@ -175,8 +197,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     batch = messages(rng, [f"seed-{user}-{j}" for j in range(6)])
                     client.add(user, batch, session_id="seed")
                     seeded[user].update(m["id"] for m in batch)
+            cpu = cpu_seconds(server.pid)
             alone = asyncio.run(phase(url, 1, users, args.baseline_seconds, args.baseline_think, seed=1))
+            cpu_alone, cpu = cpu_seconds(server.pid) - cpu, cpu_seconds(server.pid)
             loaded = asyncio.run(phase(url, args.clients, users, args.seconds, args.think, seed=2))
+            cpu_loaded = cpu_seconds(server.pid) - cpu
             acknowledged: dict[str, set[str]] = defaultdict(set)
             for source in (seeded, alone.acknowledged, loaded.acknowledged):
                 for user, keys in source.items():
@@ -194,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "think_s": args.think, "one_client": one, "loaded": many,
             "ops_per_s": sum(len(v) for v in loaded.latencies.values()) / loaded.seconds,
             "errors": dict(alone.errors + loaded.errors), "retried_batches": alone.retried + loaded.retried,
-            "search_p95_ratio": ratio, **verdict}
+            "search_p95_ratio": ratio, "server_cores_alone": cpu_alone / alone.seconds,
+            "server_cores_loaded": cpu_loaded / loaded.seconds, "cores": os.cpu_count(), **verdict}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{row['p95_ms']:.0f} | {row['p99_ms']:.0f} |")
     ratio = result["search_p95_ratio"]
     print(f"\nsearch p95 under load / alone: {ratio:.2f}" if ratio is not None else "\nsearch p95 ratio: n/a")
+    print(f"server CPU: {result['server_cores_alone']:.2f} cores with 1 client, "
+          f"{result['server_cores_loaded']:.2f} of {result['cores']} under load")
     print(f"errors: {result['errors'] or 0}; retried batches: {result['retried_batches']}")
     print(f"acknowledged messages: {result['acknowledged']}, stored: {result['stored']}, "
           f"lost: {result['lost']}, duplicated: {result['duplicated']}")

@@ -461,6 +461,10 @@ def _schedule_settings(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from memagent.runtime import release_freed_memory
+
+    release_freed_memory()  # a long-running process: RSS flat under load (memagent/runtime.py)
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

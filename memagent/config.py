@@ -55,6 +55,10 @@ class CacheSettings(BaseModel):
     derived_users: int = Field(128, ge=1, description="users whose profile, graph and usage are kept loaded")
     change_tokens: int = Field(100_000, ge=1, description="(user, table) change tokens remembered to skip a "
                                "reload; a forgotten one costs one table check-out")
+    lance_index_bytes: int = Field(64 * 2**20, ge=0, description="LanceDB's cache of index pages (its own "
+                                   "default is 6 GiB); a miss reads the page from disk again")
+    lance_metadata_bytes: int = Field(32 * 2**20, ge=0, description="LanceDB's cache of table manifests and file "
+                                      "metadata (its own default is 1 GiB)")
 
 
 class ConsolidationSettings(BaseModel):

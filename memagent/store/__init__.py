@@ -30,4 +30,5 @@ def open_backend(config: Config, dimension: int, embedder_name: str = "") -> Bac
                         optimize_every_rows=storage.optimize_every_rows,
                         keep_versions_hours=storage.keep_versions_hours,
                         background_upkeep=storage.background_upkeep,
-                        change_tokens=config.caches.change_tokens)
+                        change_tokens=config.caches.change_tokens,
+                        cache_bytes=(config.caches.lance_index_bytes, config.caches.lance_metadata_bytes))

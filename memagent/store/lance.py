@@ -139,7 +139,8 @@ class LanceBackend(Backend):
     def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "", *,
                  vector_index_min_rows: int = 100_000, optimize_every_writes: int = 50,
                  optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0,
-                 background_upkeep: bool = True, change_tokens: int = 100_000) -> None:
+                 background_upkeep: bool = True, change_tokens: int = 100_000,
+                 cache_bytes: tuple[int, int] | None = (64 * 2**20, 32 * 2**20)) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
@@ -168,7 +169,10 @@ class LanceBackend(Backend):
         try:
             if "://" not in self.uri:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
-            self.db = lancedb.connect(self.uri)
+            session = None if cache_bytes is None else lancedb.Session(
+                index_cache_size_bytes=cache_bytes[0], metadata_cache_size_bytes=cache_bytes[1])
+            self.session = session  # LanceDB's caches: ``session.size_bytes()``
+            self.db = lancedb.connect(self.uri, session=session)
             self._meta = self._open_meta(embedder_name)
             self.tables = {kind: self._open_table(kind.value, schema(kind, dimension)) for kind in Kind}
         except MemagentError:

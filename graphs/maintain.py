@@ -5,10 +5,17 @@ extract turns each into statements (the chat model if one is set, validated,
 else or on bad output the rule extractor, the fallback counted); absorb folds
 them into the profile (merge, supersede, add) and link into the knowledge
 graph; summarise rewrites the extractive summary of each session touched;
-write upserts every changed row and only then moves the watermark. A crash
-before the watermark moves means the batch runs again: ids are deterministic
-and evidence already present changes nothing, so the rerun adds no duplicate.
-``Memory.consolidate`` runs it until no episode is left.
+write upserts every row the batch touched and only then moves the watermark.
+
+The writes are one commit per kind (statements, entities, relations, usage,
+then the watermark), not one for all, so a crash may fall between any two of
+them; the batch then runs again from the same watermark, over what was
+committed, and must come out as if it had run once. It does: ids are
+deterministic; a candidate or triple whose episode is in the evidence already
+is known, changes nothing and closes nothing, yet its rows are written again
+(so that usage the crashed run never wrote is written now); summaries are
+rebuilt from the profile; and no decision depends on the order rows come back
+from storage. ``Memory.consolidate`` runs it until no episode is left.
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ def build_consolidate_graph(deps: Deps) -> Any:
         profile = tiers.profile(state["user_id"])
         changed = profile.absorb(state["candidates"], state["vectors"], settings.merge_similarity)
         counts = state["counts"]
-        counts.update(Counter(changed.values()))
+        counts.update(Counter(v for v in changed.values() if v != "known"))
         return {"statements": set(changed), "counts": counts}
 
     def link(state: MaintainState) -> MaintainState:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
+from crash_worker import SESSIONS, dump, messages
 from fakes import scripted
 from memagent import Memory
 from memagent.records import Kind
-from memagent.types import Category, Signal
+from memagent.tiers.knowledge import UserGraph
+from memagent.tiers.profile import UserProfile
+from memagent.types import Candidate, Category, Entity, Signal, Statement, Triple
 
 STATEMENTS, ENTITIES, RELATIONS, USAGE = Kind.STATEMENT, Kind.ENTITY, Kind.RELATION, Kind.USAGE
 
@@ -165,10 +170,98 @@ def test_llm_extraction_is_validated_and_falls_back_counted(tmp_path, embedder):
         assert counts["llm_calls"] == 1 and counts.get("fallbacks", 0) == 0
         assert texts(memory, "u") == ["Sam owns a beagle named Biscuit."]
         prompt = memory.llm.model.prompts[0][1].content
-        assert "Yesterday I adopted a beagle" in prompt and "<<<" in prompt
+        assert "Yesterday I adopted a beagle" in prompt and "a JSON string" in prompt
     broken = json.dumps({"statements": [{"text": "x", "category": "astrology"}]})
     with Memory(tmp_path / "bad", embedder=embedder, llm=scripted(broken)) as memory:
         say(memory, "u", "s1", "2024-03-02", "Yesterday I adopted a beagle, Biscuit.")
         counts = memory.consolidate("u")
         assert counts["fallbacks"] == 1 and memory.llm.failures == 1
         assert any("1 March 2024" in t for t in texts(memory, "u"))  # the rules took over
+
+
+# --- issue 15: the same episodes give the same rows, whatever the row order and wherever a run crashed ---
+T0, T1, T2 = (datetime(2023, 6, 1, tzinfo=timezone.utc), datetime(2024, 1, 10, tzinfo=timezone.utc),
+              datetime(2024, 5, 1, tzinfo=timezone.utc))
+
+
+def home(sid: str, city: str, when: datetime, evidence: str) -> Statement:
+    return Statement(sid, "u", "Sam", f"Sam lives in {city}.", Category.LOCATION, 0.85, (evidence,), when,
+                     session_id="s", slot="home", value=city)
+
+
+def test_a_new_value_of_a_slot_closes_the_same_statements_whatever_the_row_order(embedder):
+    # Braga (2023) was told after Lisbon (2024): both are open, and Berlin contradicts both.
+    rows = [home("a", "Lisbon", T1, "e1"), home("b", "Braga", T0, "e2")]
+    vectors = embedder.embed([r.text for r in rows])
+    move = Candidate("Sam", "Sam lives in Berlin.", Category.LOCATION, 0.85, "e3", "s", T2, "home", "Berlin")
+    outcomes = []
+    for order in ([0, 1], [1, 0]):
+        profile = UserProfile("u", [rows[n] for n in order], vectors[order])
+        profile.absorb([move], embedder.embed([move.text]), 0.86)
+        outcomes.append(sorted(profile.statements, key=lambda s: s.id))
+    assert outcomes[0] == outcomes[1]
+    assert {s.value: s.valid_to for s in outcomes[0]} == {"Lisbon": T2, "Braga": T2, "Berlin": None}
+
+
+def test_a_summary_reads_in_turn_order_whatever_the_row_order(embedder):
+    texts = ["Sam loves hiking in the mountains.", "Sam works at Acme.", "Sam's favourite food is sushi."]
+    rows = [Statement(f"id{9 - n}", "u", "Sam", t, Category.PREFERENCE, 0.85, (f"e{n}",), T1, session_id="s")
+            for n, t in enumerate(texts)]
+    vectors = embedder.embed(texts)
+    made = []
+    for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
+        profile = UserProfile("u", [rows[n] for n in order], vectors[order])
+        summary, vector = profile.summarise("s", ["e0", "e1", "e2"], T1, 3)
+        made.append((summary.text, vector.tobytes()))
+    assert len(set(made)) == 1
+    assert made[0][0] == "Session of 10 January 2024: " + " ".join(texts)
+
+
+def test_a_replayed_triple_closes_no_edge_again():
+    graph = UserGraph("u", [], np.zeros((0, 4), np.float32), [], np.zeros((0, 4), np.float32))
+    vector = np.eye(4, dtype=np.float32)
+    names = (("Sam", "person"), ("Lisbon", "place"), ("Porto", "place"))
+    sam, lisbon, porto = (graph.upsert_entity(name, kind, "e1", vector[n], None).id
+                          for n, (name, kind) in enumerate(names))
+    for _ in range(2):  # the batch, then the same batch again after a crash: both moves at one time
+        graph.relate(Triple("Sam", "lives_in", "Lisbon", "place", True), sam, lisbon, T1, "e1", 0.8)
+        graph.relate(Triple("Sam", "lives_in", "Porto", "place", True), sam, porto, T1, "e2", 0.8)
+    assert {graph.entities[r.target].name for r in graph.relations.values() if r.valid_to is None} == {"Porto"}
+
+
+def test_equally_near_entities_resolve_to_one_of_them_whatever_the_row_order():
+    entities = [Entity(i, "u", name, "person") for i, name in (("b", "Ann"), ("a", "Anne"))]
+    same = np.tile(np.eye(4, dtype=np.float32)[:1], (2, 1))
+    for order in ([0, 1], [1, 0]):
+        graph = UserGraph("u", [entities[n] for n in order], same, [], np.zeros((0, 4), np.float32))
+        assert graph.nearest_entity(same[0], "person", 0.5) == ("a", pytest.approx(1.0))
+
+
+def fill(memory: Memory) -> None:
+    for session in SESSIONS:
+        memory.add(session[0], messages(session), session_id=session[1], now=T2)
+
+
+@pytest.mark.parametrize("failing", [RELATIONS, Kind.WATERMARK])
+def test_a_batch_rerun_after_a_crash_between_its_writes_leaves_the_rows_of_a_clean_run(tmp_path, embedder,
+                                                                                        monkeypatch, failing):
+    with Memory(tmp_path / "clean", embedder=embedder) as clean:
+        fill(clean)
+        clean.consolidate()
+        expected = dump(clean)
+    with Memory(tmp_path / "crash", embedder=embedder) as memory:
+        fill(memory)
+        real = memory.backend.put
+
+        def crashing(kind, records, vectors=None, **kw):
+            if kind == failing and records[0].user_id == "sam":  # the rows before it are committed, the watermark not
+                raise OSError("killed")
+            return real(kind, records, vectors, **kw)
+
+        monkeypatch.setattr(memory.backend, "put", crashing)
+        with pytest.raises(OSError):
+            memory.consolidate()
+        monkeypatch.setattr(memory.backend, "put", real)
+    with Memory(tmp_path / "crash", embedder=embedder) as reopened:  # a fresh copy of every tier
+        reopened.consolidate()
+        assert dump(reopened) == expected

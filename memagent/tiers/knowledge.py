@@ -8,6 +8,11 @@ episodes and validity; a functional relation (``lives_in``, ``works_at``) with
 a new object closes the old edge. The graph of one user is a networkx
 ``MultiDiGraph`` whose node ids are that user's entity ids only: nothing links
 two users.
+
+Row order never decides anything: a graph loaded from storage holds its
+entities and relations sorted by id, a tie between equally similar entities
+goes to the smaller id, and a triple already absorbed from an episode (a batch
+replayed after a crash) closes nothing again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
 import networkx as nx
 import numpy as np
@@ -64,11 +70,22 @@ def _id(user_id: str, *parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x00".join((user_id, *parts))))
 
 
+R = TypeVar("R", Entity, Relation)
+
+
+def _by_id(records: Sequence[R], vectors: np.ndarray) -> tuple[list[R], np.ndarray]:
+    """Records and their vectors (row for row) sorted by id: the same graph whatever the row order."""
+    order = sorted(range(len(records)), key=lambda n: records[n].id)
+    return [records[n] for n in order], (vectors[order] if len(order) and len(vectors) else vectors)
+
+
 class UserGraph:
     """One user's entities and relations, with a networkx view for traversal."""
 
     def __init__(self, user_id: str, entities: Sequence[Entity], entity_vectors: np.ndarray,
                  relations: Sequence[Relation], relation_vectors: np.ndarray) -> None:
+        entities, entity_vectors = _by_id(entities, entity_vectors)
+        relations, relation_vectors = _by_id(relations, relation_vectors)
         self.user_id = user_id
         self.entities = {e.id: e for e in entities}
         self.entity_vectors = {e.id: v for e, v in zip(entities, entity_vectors)}
@@ -103,7 +120,7 @@ class UserGraph:
             if etype != kind and kind not in _COMPATIBLE and etype not in _COMPATIBLE:
                 continue
             sim = float(other @ vector)
-            if sim >= threshold and (best is None or sim > best[1]):
+            if sim >= threshold and (best is None or (-sim, entity_id) < (-best[1], best[0])):
                 best = (entity_id, sim)
         return best
 
@@ -128,8 +145,15 @@ class UserGraph:
 
     def relate(self, triple: Triple, source: str, target: str, when: datetime, evidence: str,
                confidence: float) -> list[Relation]:
-        """Add (or reinforce) an edge; close the old edge of a functional relation. Returns changes."""
+        """Add (or reinforce) an edge; close the old edge of a functional relation. Returns changes.
+
+        An edge that has ``evidence`` already was absorbed from this episode before (a batch
+        replayed after a crash): it is returned as it is, and nothing else is closed again.
+        """
         rid = _id(self.user_id, "relation", source, triple.relation, target)
+        known = self.relations.get(rid)
+        if known is not None and evidence in known.evidence_ids:
+            return [known]
         changed = []
         if triple.functional:
             for edge in self._out(source, triple.relation):

@@ -7,7 +7,13 @@ confidence raised), a contradicted statement is closed (``valid_to``) and a
 new one opened, nothing is overwritten. It returns the statements that
 changed, for the caller to write. Statement ids derive from the user, the
 episode and the text, so re-absorbing the same candidate after a crash finds
-the statement it already wrote.
+the statement it already wrote, and changes nothing.
+
+Nothing here depends on the order of the rows: a profile loaded from storage is
+sorted (by ``valid_from``, then id), the policy breaks ties by id, and a
+summary lists its statements in the order of the session's turns. A batch
+absorbed in one go and one absorbed again after a crash, on a profile
+reloaded in another row order, give the same rows.
 """
 
 from __future__ import annotations
@@ -43,7 +49,10 @@ class UserProfile:
 
     @classmethod
     def from_arrow(cls, user_id: str, table: pa.Table, dimension: int) -> UserProfile:
-        return cls(user_id, from_table(Kind.STATEMENT, table), vectors_of(table, dimension))
+        """A user's profile from its stored rows, in a canonical order (not the table's)."""
+        statements, vectors = from_table(Kind.STATEMENT, table), vectors_of(table, dimension)
+        order = sorted(range(len(statements)), key=lambda n: (statements[n].valid_from, statements[n].id))
+        return cls(user_id, [statements[n] for n in order], vectors[order] if len(order) else vectors)
 
     def records(self, ids: Sequence[str]) -> tuple[list[Statement], np.ndarray]:
         """The statements with these ids and their vectors, ready to write."""
@@ -78,28 +87,31 @@ class UserProfile:
     # --- consolidation -----------------------------------------------------------
     def absorb(self, candidates: Sequence[Candidate], vectors: np.ndarray,
                merge_similarity: float) -> dict[str, str]:
-        """Fold candidates in; return ``{statement id: what happened}`` for those that changed."""
+        """Fold candidates in; return ``{statement id: what happened}`` for those that changed.
+
+        A candidate absorbed before (a batch replayed after a crash) names its statement
+        as ``"known"``, so that the caller writes what the batch touched either way.
+        """
         changed: dict[str, str] = {}
         for candidate, vector in zip(candidates, vectors):
-            rows = self.active()
-            active = [self.statements[n] for n in rows]
-            decision = policy.decide(candidate, vector, active, self.vectors[rows] if rows else self.vectors,
+            decision = policy.decide(candidate, vector, self.statements, self.vectors,
                                      merge_similarity=merge_similarity)
             if decision.kind == policy.KNOWN:
+                changed.setdefault(self._decided(decision.target).id, "known")
                 continue
             if decision.kind == policy.MERGE:
                 old = self._decided(decision.target)
-                if candidate.episode_id in old.evidence_ids:
-                    continue
                 self._put(replace(old, evidence_ids=old.evidence_ids + (candidate.episode_id,),
                                   confidence=policy.raise_confidence(old.confidence, candidate.confidence)),
                           self.vector(old.id))
-                changed.setdefault(old.id, "merged")
+                if changed.get(old.id, "known") == "known":
+                    changed[old.id] = "merged"
                 continue
             if decision.kind == policy.SUPERSEDE:
-                old = self._decided(decision.target)
-                self._put(replace(old, valid_to=candidate.event_time), self.vector(old.id))
-                changed[old.id] = "closed"
+                for closed in decision.closes:
+                    old = self._decided(closed)
+                    self._put(replace(old, valid_to=candidate.event_time), self.vector(old.id))
+                    changed[old.id] = "closed"
             new = self._from_candidate(candidate)
             if new.id not in self.row_of:
                 self._put(new, vector)
@@ -107,7 +119,7 @@ class UserProfile:
         return changed
 
     def _decided(self, target: str | None) -> Statement:
-        """The active statement a MERGE or SUPERSEDE decision names (the policy picks it from them)."""
+        """The statement a decision names (the policy picks it from this tier's statements)."""
         old = None if target is None else self.get(target)
         assert old is not None, f"consolidation decided on a statement this tier lacks: {target!r}"
         return old
@@ -120,13 +132,19 @@ class UserProfile:
 
     def summarise(self, session_id: str, episode_ids: Sequence[str], when: datetime,
                   sentences: int) -> tuple[Statement, np.ndarray] | None:
-        """An extractive summary of a session from its statements, stored in this tier."""
-        rows = [n for n in self.active() if self.statements[n].session_id == session_id
-                and self.statements[n].category is not Category.SUMMARY]
+        """An extractive summary of a session from its statements, stored in this tier.
+
+        ``episode_ids`` are the session's episodes in turn order; the statements are
+        ranked and listed in that order (then by text and id), never in row order.
+        """
+        turn = {episode_id: n for n, episode_id in enumerate(episode_ids)}
+        rows = sorted((n for n in self.active() if self.statements[n].session_id == session_id
+                       and self.statements[n].category is not Category.SUMMARY),
+                      key=lambda n: self._reading_order(self.statements[n], turn))
         if not rows:
             return None
         order = policy.summary_order(self.vectors[rows], [self.statements[n].confidence for n in rows])
-        chosen = sorted(rows[i] for i in order[:sentences])
+        chosen = [rows[i] for i in sorted(order[:sentences])]
         text = " ".join(self.statements[n].text.rstrip(".") + "." for n in chosen)
         summary = Statement(id=statement_id(self.user_id, f"summary\x00{session_id}"), user_id=self.user_id,
                             subject="", text=f"Session of {when:%-d %B %Y}: {text}", category=Category.SUMMARY,
@@ -136,6 +154,11 @@ class UserProfile:
         vector = vector / (float(np.linalg.norm(vector)) or 1.0)
         self._put(summary, vector.astype(np.float32))
         return summary, vector
+
+    @staticmethod
+    def _reading_order(statement: Statement, turn: dict[str, int]) -> tuple[int, str, str]:
+        first = min((turn[i] for i in statement.evidence_ids if i in turn), default=len(turn))
+        return first, statement.text, statement.id
 
     def remove_evidence(self, episode_ids: set[str]) -> tuple[list[str], list[str]]:
         """Drop deleted episodes from evidence; return (changed ids, ids left without evidence)."""

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from scale import sentences  # noqa: E402
 
 from memagent import Config, Memory  # noqa: E402
 from memagent.config import AnswerSettings, CacheSettings  # noqa: E402
+from memagent.errors import EpisodeNotFoundError  # noqa: E402
 from memagent.runtime import release_freed_memory  # noqa: E402
 
 
@@ -73,7 +75,8 @@ def worker(memory: Memory, users: list[str], stop: threading.Event, seed_: int, 
                 counts["add"] += 1
                 if steady:  # as many out as in: the stored data stays the same size
                     for old in memory.list(user, limit=2).items:
-                        memory.delete(user, old.id)
+                        with suppress(EpisodeNotFoundError):  # another thread deleted it first
+                            memory.delete(user, old.id)
             else:
                 memory.ask(user, "What did I say about " + rng.choice(words).split(",")[0][-30:] + "?")
                 counts["ask"] += 1

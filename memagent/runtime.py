@@ -5,8 +5,9 @@ system: at most two arenas, and a fixed threshold above which allocations are
 mapped (and unmapped when freed) instead of kept in a heap. Without it, the many
 threads of a busy process (request threads, torch, LanceDB's runtime) fragment one
 arena each, and the resident size creeps up under load though nothing leaks
-(``benchmarks/rss_load.py``: 13.8 % over the last two thirds of 5 minutes without,
-see the README for with). Child processes get the same through the environment.
+(``benchmarks/rss_load.py`` with the default caches, keeping what it adds: +55 MB a
+minute over the last two thirds of 5 minutes without this, +14 MB a minute with it,
+most of that the caches filling). Child processes get the same through the environment.
 It is never called on import: a library must not change its host's allocator.
 """
 

@@ -162,7 +162,7 @@ def test_many_generated_inputs_summary(memory, cli_dir, capsys):
               "cli_tracebacks": 0}
     failures: list[str] = []
 
-    @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(value=VALUES)
     def api(value):
         for call in calls(memory, value):
@@ -178,7 +178,7 @@ def test_many_generated_inputs_summary(memory, cli_dir, capsys):
                 totals["other_exceptions"] += 1
                 failures.append(f"{type(exc).__name__}: {exc} <- {value!r}"[:300])
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(command=st.sampled_from(CLI), value=TEXTS)
     def command_line(command, value):
         path, reader = cli_dir

@@ -760,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except MemagentError as exc:
         return _fail(f"error: {exc}", _exit_status(exc))
-    except UnicodeDecodeError as exc:  # an input file that is not UTF-8
+    except UnicodeError as exc:  # an input file that is not UTF-8, a path no file system can name
         return _fail(f"error: {exc}", EXIT_USAGE)
     except OSError as exc:
         return _fail(f"error: {exc}", EXIT_ERROR)

@@ -762,6 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: {exc}", _exit_status(exc))
     except UnicodeError as exc:  # an input file that is not UTF-8, a path no file system can name
         return _fail(f"error: {exc}", EXIT_USAGE)
+    except ValueError as exc:
+        if "null byte" not in str(exc):  # only a NUL in a path: anything else is a bug to see
+            raise
+        return _fail(f"error: a path holds a NUL character: {exc}", EXIT_USAGE)
     except OSError as exc:
         return _fail(f"error: {exc}", EXIT_ERROR)
 

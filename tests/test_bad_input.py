@@ -158,6 +158,8 @@ def test_every_command_line_ends_with_a_status_and_a_refusal_changes_nothing(cli
 def test_a_path_no_file_system_can_name_is_a_usage_error(cli_dir, capsys):  # found by the slow run
     path, _ = cli_dir
     assert cli.main(["--data-dir", path, "import", "/nonexistent-memagent/\ud800"]) == 2
+    assert cli.main(["--data-dir", path, "import", "/nonexistent-memagent/a\x00b"]) == 2
+    assert cli.main(["--data-dir", path, "add", "ana", "--file", "a\x00b"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -310,16 +310,21 @@ class LanceBackend(Backend):
             self._request_upkeep()
 
     def _create_base_indexes(self, kind: Kind) -> None:
-        table = self.tables[kind]
-        if not table.count_rows():
+        if not self.tables[kind].count_rows():
             return
+        self._build_indexes(kind, rebuild=False)
+        self._indexed.add(kind)
+
+    def _build_indexes(self, kind: Kind, rebuild: bool) -> None:
+        """The full-text indexes of a kind's text columns and the user id index: the missing ones
+        built, or (``rebuild``) the existing ones built again from the live rows."""
+        table = self.tables[kind]
         names = {ix.name for ix in table.list_indices()}
         for column in TEXT_FIELDS.get(kind, ()):
-            if f"{column}_idx" not in names:
-                table.create_index(column, config=FTS(with_position=False), replace=False)
-        if "user_id_idx" not in names:
-            table.create_index("user_id", config=BTree(), replace=False)
-        self._indexed.add(kind)
+            if (f"{column}_idx" in names) == rebuild:
+                table.create_index(column, config=FTS(with_position=False), replace=rebuild)
+        if ("user_id_idx" in names) == rebuild:
+            table.create_index("user_id", config=BTree(), replace=rebuild)
 
     @_wrapped
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
@@ -436,13 +441,7 @@ class LanceBackend(Backend):
         """Rebuild the user id and full-text indexes of these tables from their live rows."""
         with self._lock:
             for kind in kinds:
-                table = self.tables[kind]
-                names = {ix.name for ix in table.list_indices()}
-                for column in TEXT_FIELDS.get(kind, ()):
-                    if f"{column}_idx" in names:
-                        table.create_index(column, config=FTS(with_position=False), replace=True)
-                if "user_id_idx" in names:
-                    table.create_index("user_id", config=BTree(), replace=True)
+                self._build_indexes(kind, rebuild=True)
 
     # --- reads ----------------------------------------------------------------
     def _where(self, user_id: str, since: datetime | None = None, until: datetime | None = None) -> str:

@@ -141,8 +141,7 @@ def _drop_marker(deps: Deps, usage: UserUsage, trace: Trace) -> None:
     """The ratings of an answer are stored: they say from now on that its weights were learnt."""
     key = learned_marker(trace.id)
     if key in usage.weights:
-        with deps.tiers.locks.hold(trace.user_id):
-            deps.backend.delete(Kind.WEIGHT, trace.user_id, [f"{trace.user_id}\x00{key}"])
+        deps.tiers.delete_weights(trace.user_id, [key])
         usage.weights.pop(key, None)
 
 

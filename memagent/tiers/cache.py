@@ -34,6 +34,10 @@ USAGE_KINDS = (Kind.USAGE, Kind.WEIGHT, Kind.RATING)
 _LOCK_STRIPES = 64
 
 
+def _weight_id(user_id: str, key: str) -> str:
+    return f"{user_id}\x00{key}"
+
+
 def watermark_id(user_id: str) -> str:
     return f"watermark:{user_id}"
 
@@ -156,7 +160,12 @@ class DerivedTiers:
             self._put(Kind.USAGE, user_id, [u for u in records if u.user_id == user_id])
 
     def write_weights(self, user_id: str, weights: dict[str, float]) -> None:
-        self._put(Kind.WEIGHT, user_id, [Weight(f"{user_id}\x00{k}", user_id, k, v) for k, v in weights.items()])
+        self._put(Kind.WEIGHT, user_id, [Weight(_weight_id(user_id, k), user_id, k, v) for k, v in weights.items()])
+
+    def delete_weights(self, user_id: str, keys: Iterable[str]) -> None:
+        with self.locks.hold(user_id):
+            self.backend.delete(Kind.WEIGHT, user_id, [_weight_id(user_id, k) for k in keys])
+            self._wrote(user_id, Kind.WEIGHT)
 
     def write_ratings(self, user_id: str, ratings: Sequence[Rating], vector: np.ndarray) -> None:
         self._put(Kind.RATING, user_id, list(ratings), np.tile(np.asarray(vector, np.float32), (len(ratings), 1)))

@@ -29,7 +29,7 @@ class RetrievalSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    """When LanceDB indexes are built and refreshed."""
+    """When indexes are built and refreshed, and how the storage engines are tuned."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +42,12 @@ class StorageSettings(BaseModel):
                                        description="table versions older than this are cleaned up on optimize")
     background_upkeep: bool = Field(True, description="refresh indexes and compact in a background thread, "
                                     "not in the write that made it due")
+    postgres_pool_size: int = Field(8, ge=1, description="PostgreSQL: connections per process for reads and writes "
+                                    "(per-user locks have a pool of their own, twice this size)")
+    hnsw_m: int = Field(16, ge=2, le=100, description="PostgreSQL: links per node of the HNSW vector index")
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000, description="PostgreSQL: candidates kept while the "
+                                      "HNSW index is built")
+    hnsw_ef_search: int = Field(100, ge=1, le=1000, description="PostgreSQL: candidates kept per HNSW search")
 
 
 class CacheSettings(BaseModel):

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from memagent.errors import LockTimeout
 
@@ -43,7 +44,7 @@ class _Slot:
 
     def __init__(self) -> None:
         self.thread_lock = threading.RLock()
-        self.fd: int | None = None
+        self.fd: Any = None  # what holds the lock across processes: a lock file's descriptor, or a subclass's
         self.depth = 0
         self.owner = 0
         self.refs = 0
@@ -82,7 +83,7 @@ def _after_fork_in_child() -> None:
     """A forked child holds no lock: close its copies of the parent's lock files."""
     global _slots, _slots_lock
     for slot in _slots.values():
-        if slot.fd is not None:
+        if isinstance(slot.fd, int):  # a lock file (another kind of holder, e.g. a database session, is left)
             with suppress(OSError):
                 os.close(slot.fd)
     _slots, _slots_lock = {}, threading.Lock()
@@ -111,6 +112,7 @@ class UserLocks:
         self.data_dir = str(data_dir)
         self.local = not _URI.match(self.data_dir)
         self.directory = Path(self.data_dir) / ".locks" if self.local else None
+        self.shared = self.directory is not None  # excludes other processes, not only this one's threads
         if not self.local and not self.data_dir.startswith("memory://") and self.data_dir not in _warned:
             _warned.add(self.data_dir)
             log.warning("data directory %s is not local: per-user locks only guard this process's threads; "
@@ -147,8 +149,8 @@ class UserLocks:
             slot.depth += 1
             return True
         try:
-            if self.directory is not None:
-                slot.fd = self._lock_file(user_id, blocking, deadline, timeout)
+            if self.shared:
+                slot.fd = self._take(user_id, blocking, deadline, timeout)
                 if slot.fd is None:
                     slot.thread_lock.release()
                     _unuse(key, slot)
@@ -159,6 +161,17 @@ class UserLocks:
             slot.thread_lock.release()
             _unuse(key, slot)
             raise
+
+    def _take(self, user_id: str, blocking: bool, deadline: float | None, timeout: float | None) -> Any:
+        """Take the lock across processes: what holds it, ``None`` when busy and not ``blocking``."""
+        return self._lock_file(user_id, blocking, deadline, timeout)
+
+    def _give(self, held: Any) -> None:
+        """Give back what ``_take`` returned."""
+        try:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        finally:
+            os.close(held)
 
     def _lock_file(self, user_id: str, blocking: bool, deadline: float | None, timeout: float | None) -> int | None:
         path = self.path(user_id)
@@ -213,16 +226,15 @@ class UserLocks:
         key = self._key(user_id)
         slot = _held(key, user_id)
         slot.depth -= 1
-        if slot.depth == 0:
-            slot.owner = 0
-            if slot.fd is not None:
-                fd, slot.fd = slot.fd, None
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                finally:
-                    os.close(fd)
-        slot.thread_lock.release()
-        _unuse(key, slot)
+        try:
+            if slot.depth == 0:
+                slot.owner = 0
+                if slot.fd is not None:
+                    held, slot.fd = slot.fd, None
+                    self._give(held)
+        finally:
+            slot.thread_lock.release()
+            _unuse(key, slot)
 
     @contextmanager
     def hold(self, user_id: str, blocking: bool = True, timeout: float | None = None) -> Iterator[bool]:

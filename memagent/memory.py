@@ -32,7 +32,6 @@ from memagent.embeddings import Embedder, SentenceTransformerEmbedder, TextVecto
 from memagent.errors import EpisodeNotFoundError, InvalidInputError, UnknownUserError
 from memagent.filters import check_filters
 from memagent.llm import ChatAdapter, chat_model
-from memagent.locks import UserLocks
 from memagent.policies.deletion import plan_removal
 from memagent.portable import dump_lines, read_episodes
 from memagent.records import Kind
@@ -179,7 +178,7 @@ class Memory:
         self.embedder = as_embedder(embedder) if embedder is not None else SentenceTransformerEmbedder(
             config.embedder_path, device=config.embedder_device)
         self.backend = backend or open_backend(config, self.embedder.dimension, getattr(self.embedder, "name", ""))
-        self.locks = UserLocks(self.backend.uri)
+        self.locks = self.backend.user_locks()
         self.episodes = Episodes(self.backend, config.storage.exact_search_max_user_rows,
                                  cache_max_rows=config.caches.episode_rows, locks=self.locks)
         self.tiers = DerivedTiers(self.backend, max_users=config.caches.derived_users, locks=self.locks)

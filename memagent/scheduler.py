@@ -70,6 +70,8 @@ _registry_lock = threading.Lock()
 class _Located(Protocol):
     @property
     def uri(self) -> str: ...
+    def user_locks(self) -> UserLocks: ...
+    def leader_lock(self, name: str = ...) -> LeaderLock: ...
 
 
 class MaintainedMemory(Protocol):
@@ -155,8 +157,8 @@ class MemoryScheduler:
         self.settings = settings if settings is not None else memory.config.schedule
         self.clock = clock or memory.clock
         uri = str(memory.backend.uri)
-        self.locks = UserLocks(uri)
-        self.leader = LeaderLock(uri)
+        self.locks = memory.backend.user_locks()
+        self.leader = memory.backend.leader_lock()
         where = str(Path(uri).resolve()) if self.locks.local else uri
         digest = hashlib.sha1(where.encode("utf-8")).hexdigest()[:12]
         self.persistent = self.settings.job_store != "memory"

@@ -1,6 +1,7 @@
 """Many OS processes on one data directory: exactly-once writes, unique positions, reads that
 see every committed write without ``refresh``, and readers that survive another user's delete.
 
+Each runs on a LanceDB directory and on a PostgreSQL database (``tests/pg_server.py``).
 Children are spawned interpreters (``tests/multiprocess_workers.py``) with their own
 ``Memory``; the parent keeps one open too, cached, and checks each batch a child
 acknowledges at once. The slow variant runs more processes and batches.
@@ -18,6 +19,7 @@ from fakes import HashEmbedder
 from memagent import Memory
 from memagent.records import Kind
 from multiprocess_workers import message, reader, writer
+from pg_server import database
 
 USER = "ana"
 
@@ -85,10 +87,16 @@ def run(data: str, writers: int, readers: int, batches: int, size: int, reads: i
         assert fresh.count(USER) == len(expected) + 1
 
 
-def test_processes_writing_and_reading_one_user_store_each_message_once(tmp_path):
-    run(str(tmp_path / "data"), writers=3, readers=1, batches=6, size=4, reads=40, deletes=3)
+@pytest.fixture(params=["lance", "postgres"])
+def data(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The shared data: a LanceDB directory, or a database on the test PostgreSQL server."""
+    return str(tmp_path / "data") if request.param == "lance" else database(tmp_path)
+
+
+def test_processes_writing_and_reading_one_user_store_each_message_once(data):
+    run(data, writers=3, readers=1, batches=6, size=4, reads=40, deletes=3)
 
 
 @pytest.mark.slow
-def test_many_processes_writing_and_reading_one_user_store_each_message_once(tmp_path):
-    run(str(tmp_path / "data"), writers=6, readers=2, batches=25, size=8, reads=300, deletes=10)
+def test_many_processes_writing_and_reading_one_user_store_each_message_once(data):
+    run(data, writers=6, readers=2, batches=25, size=8, reads=300, deletes=10)

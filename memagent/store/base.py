@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from memagent.errors import UnsupportedError
+from memagent.locks import LeaderLock, UserLocks
 from memagent.records import TEXT_FIELDS, Kind
 
 Hits = list[tuple[str, float]]
@@ -135,6 +136,15 @@ class Backend(ABC):
     def stats(self) -> dict[str, Any]:
         """Engine details for benchmarks and diagnostics (indexes, sizes)."""
         return {}
+
+    # --- locks every process on this data shares ------------------------------------
+    def user_locks(self) -> UserLocks:
+        """Per-user locks that every process opening this data respects (lock files by default)."""
+        return UserLocks(self.uri)
+
+    def leader_lock(self, name: str = "scheduler") -> LeaderLock:
+        """The lock that makes one process of all those on this data the scheduler's leader."""
+        return LeaderLock(self.uri, name)
 
     # --- helpers for implementations ------------------------------------------------
     @staticmethod

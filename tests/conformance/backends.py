@@ -12,6 +12,7 @@ from pathlib import Path
 
 from memagent.store import InMemoryBackend, LanceBackend
 from memagent.store.base import Backend
+from pg_server import database
 
 DIMENSION = 8
 Factory = Callable[[Path, int], Backend]
@@ -19,4 +20,11 @@ Factory = Callable[[Path, int], Backend]
 FACTORIES: dict[str, Factory] = {
     "memory": lambda folder, dim: InMemoryBackend(dim),
     "lance": lambda folder, dim: LanceBackend(folder / "lance", dim),
+    "postgres": lambda folder, dim: _postgres(folder, dim),
 }
+
+
+def _postgres(folder: Path, dim: int) -> Backend:
+    from memagent.store.postgres import PostgresBackend
+
+    return PostgresBackend(database(folder), dim, pool_size=2, lock_pool_size=4)

@@ -1,6 +1,7 @@
 """Turn-level evidence recall@k on a LoCoMo-format file: memagent vs BM25-only vs vector-only.
 
     python benchmarks/locomo_retrieval.py ../shared/data/locomo/locomo_dev.json [--json OUT]
+    python benchmarks/locomo_retrieval.py FILE --store embedded-postgres [--engine-search]
 
 Each conversation becomes its own user; every turn is added with its session
 date as event time and its dia_id as the caller's message id. Each question
@@ -8,6 +9,11 @@ of categories 1-4 is searched with the question text at the conversation's
 reference date (the day after its last session). recall@k is the share of the
 question's gold evidence dia_ids among the top k distinct dia_ids returned.
 All three systems search the same stored turns in the same run.
+
+``--store`` stores in PostgreSQL (a URL of an empty database, or ``embedded-postgres``
+for a throw-away server) instead of a temporary LanceDB directory. Users of this size
+are searched in process from a per-user copy whatever the engine; ``--engine-search``
+sends every search to the engine's own full-text and vector indexes instead.
 """
 
 from __future__ import annotations
@@ -15,14 +21,13 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 
-from common import locomo_main
+from common import data_store, locomo_main
 from tqdm import tqdm
 
-from memagent import Memory, RetrievalSettings
+from memagent import Config, Memory, RetrievalSettings
 from memagent.eval.locomo import CATEGORIES, load
 from memagent.eval.metrics import percentile, recall_at_k
 
@@ -37,10 +42,14 @@ SYSTEMS = {
 }
 
 
-def run(path: str, limit: int | None = None) -> dict:
+def run(path: str, limit: int | None = None, store: str | None = None, engine_search: bool = False) -> dict:
     conversations = load(path)[:limit] if limit else load(path)
-    with tempfile.TemporaryDirectory() as data_dir:
-        memory = Memory(data_dir)
+    config = Config()
+    if engine_search:
+        config = config.model_copy(update={"storage": config.storage.model_copy(
+            update={"exact_search_max_user_rows": 0})})
+    with data_store(store) as data_dir:
+        memory = Memory(data_dir, config=config)
         memory.embedder.embed(["warm-up"])  # model load is not ingest time
         turns, ingest_s = 0, 0.0
         for conv in tqdm(conversations, desc="ingest", unit="conv", file=sys.stderr, disable=None):
@@ -62,8 +71,10 @@ def run(path: str, limit: int | None = None) -> dict:
                 dia_ids = [h.episode.source_id for h in hits]
                 for k in KS:
                     recalls[system][q.category][k].append(recall_at_k(dia_ids, q.evidence, k))
+        memory.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return summarise(recalls, turns, ingest_s, latencies, peak_mb, len(conversations))
+    return {**summarise(recalls, turns, ingest_s, latencies, peak_mb, len(conversations)),
+            "store": "postgres" if store else "lance", "engine_search": engine_search}
 
 
 def summarise(recalls, turns, ingest_s, latencies, peak_mb, n_conv) -> dict:
@@ -86,7 +97,8 @@ def summarise(recalls, turns, ingest_s, latencies, peak_mb, n_conv) -> dict:
 
 def print_report(result: dict) -> None:
     print(f"\nLoCoMo turn-level evidence recall, {result['conversations']} conversations, "
-          f"{result['turns']} turns (categories: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop)\n")
+          f"{result['turns']} turns, store {result['store']}{', engine search' if result['engine_search'] else ''}"
+          " (categories: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop)\n")
     print("| system | category | n | " + " | ".join(f"R@{k}" for k in KS) + " |")
     print("|---|---|---:|" + "---:|" * len(KS))
     for system, rows in result["recall"].items():
@@ -103,7 +115,7 @@ def print_report(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    locomo_main(__doc__, run, print_report, argv)
+    locomo_main(__doc__, run, print_report, argv, store=True)
 
 
 if __name__ == "__main__":

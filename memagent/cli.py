@@ -48,6 +48,7 @@ from importlib import resources
 from typing import Any
 
 from memagent import mcp_server
+from memagent.config import redacted
 from memagent.errors import ConfigError, EmbedderMismatchError, InvalidInputError, MemagentError, NotFoundError
 from memagent.types import Route
 
@@ -500,7 +501,7 @@ def _run_schedule(memory: Any, settings: Any, args: argparse.Namespace, notes: A
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         scheduler.start()
-        print(f"memagent serve: {args.data_dir}: consolidate every {settings.consolidate_every_s:g} s, "
+        print(f"memagent serve: {redacted(args.data_dir)}: consolidate every {settings.consolidate_every_s:g} s, "
               f"forget every {settings.forget_every_s:g} s, maintain every {settings.maintain_every_s:g} s; "
               "SIGINT or SIGTERM stops", file=notes, flush=True)
         while not stop.wait(0.5):
@@ -535,7 +536,7 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host,
                        server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",
                        server.ENV_SCHEDULE: "0" if args.no_schedule else settings.model_dump_json()})
-    print(f"memagent serve --http: {data_dir} on http://{args.host}:{args.port} ({args.workers} worker"
+    print(f"memagent serve --http: {redacted(data_dir)} on http://{args.host}:{args.port} ({args.workers} worker"
           f"{'s' if args.workers > 1 else ''}; docs at /docs); SIGINT or SIGTERM stops",
           file=sys.stderr if args.json else sys.stdout, flush=True)
     uvicorn.run("memagent.server.app:app_from_env", factory=True, host=args.host, port=args.port,
@@ -714,13 +715,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memagent", description="Lifelong personal memory for LLM assistants.",
                                      epilog="exit status: 0 done, 1 runtime error, 2 usage error, 130 interrupted")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("--data-dir", default=None, help=f"data directory or LanceDB URI "
-                                                         f"(default ${ENV_DATA_DIR}, else ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--data-dir", "--store", dest="data_dir", default=None,
+                        help=f"data directory, LanceDB URI or postgresql:// URL "
+                             f"(default ${ENV_DATA_DIR}, else ./{DEFAULT_DATA_DIR})")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     # SUPPRESS: `memagent --json search ...` and `memagent search ... --json` both work
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print one JSON document on stdout")
+    common.add_argument("--data-dir", "--store", dest="data_dir", default=argparse.SUPPRESS,
+                        help="as before the command: `memagent serve --store postgresql://...` works too")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", parents=[common],
                           help="ingest the shipped sample conversation and run a few searches")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -172,7 +173,8 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: str | Path = Field("memagent-data",
-                                 description="a local directory, or a LanceDB URI such as s3://bucket/path")
+                                 description="a local directory, a LanceDB URI such as s3://bucket/path, "
+                                 "a postgresql:// URL, or memory:// (nothing persists)")
     embedder_path: str | None = Field(
         None, description="a local sentence-transformers model; None = packaged all-MiniLM-L6-v2")
     embedder_device: str = Field("cpu", description="where the sentence-transformers model runs: cpu, cuda, mps...")
@@ -187,3 +189,12 @@ class Config(BaseModel):
     schedule: ScheduleSettings = ScheduleSettings()
     forgetting: ForgettingSettings = ForgettingSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+
+
+def redacted(location: str | Path) -> str:
+    """A data location fit to print: a URL's password replaced by ``***``.
+
+    >>> redacted("postgresql://app:s3cret@db/memagent"), redacted("./data")
+    ('postgresql://app:***@db/memagent', './data')
+    """
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(location))

@@ -157,7 +157,7 @@ def _one_run(name: str) -> Callable[[Callable[Concatenate[Any, P], R]], Callable
 class Memory:
     """A persistent, multi-user memory over one backend.
 
-    ``data_dir`` (a directory or LanceDB URI; ``"memory://"`` for the in-memory
+    ``data_dir`` (a directory, a LanceDB URI or a ``postgresql://`` URL; ``"memory://"`` for the in-memory
     backend) overrides ``config.data_dir``; ``backend`` replaces both with any
     ``memagent.store.Backend``; ``embedder`` replaces the one named by the
     config (or is any LangChain ``Embeddings``); ``llm`` is an optional LangChain

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from memagent import Memory, scope
+from pg_server import database
 
 WORDS = ["zephyr", "quokka", "obsidian", "marzipan", "tundra", "xylem", "juniper", "gondola", "saffron", "bivouac"]
 USER_IDS = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=12)
@@ -75,6 +76,16 @@ CASES = st.tuples(st.lists(USER_IDS, min_size=2, max_size=3, unique=True),
 def test_no_user_sees_another_users_memory_on_any_read_path(embedder, case):
     ids, plan = case
     with Memory("memory://", embedder=embedder) as memory:
+        checks, leaks = check_isolation(memory, _owners(ids), plan)
+    assert checks and leaks == []
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+          phases=[Phase.explicit, Phase.generate])
+@given(case=CASES)
+def test_no_user_sees_another_users_memory_on_postgres(tmp_path_factory, embedder, case):
+    ids, plan = case
+    with Memory(database(tmp_path_factory.mktemp("pg")), embedder=embedder) as memory:
         checks, leaks = check_isolation(memory, _owners(ids), plan)
     assert checks and leaks == []
 

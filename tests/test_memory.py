@@ -24,14 +24,16 @@ from memagent import (
 )
 from memagent.records import Kind
 from memagent.store import InMemoryBackend, LanceBackend
+from pg_server import database
 
 UTC = timezone.utc
 
 
-@pytest.fixture(params=["lance", "memory"])
+@pytest.fixture(params=["lance", "memory", "postgres"])
 def memory(request, tmp_path, embedder, clock):
     backend = InMemoryBackend(embedder.dimension) if request.param == "memory" else None
-    with Memory(tmp_path / "data", embedder=embedder, clock=clock, backend=backend) as mem:
+    data = database(tmp_path) if request.param == "postgres" else tmp_path / "data"
+    with Memory(data, embedder=embedder, clock=clock, backend=backend) as mem:
         yield mem
 
 

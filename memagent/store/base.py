@@ -4,9 +4,9 @@ A backend stores records of the kinds in ``memagent.records`` (one class per
 kind), each scoped by ``user_id``: no operation reads or writes across users,
 except ``users()`` (who has episodes) and ``delete_user`` (which removes a
 user from every kind). The tiers, the graphs and the facade see only this
-class; ``InMemoryBackend`` (tests, notebooks) and ``LanceBackend`` (the
-embedded default) implement it, and ``tests/conformance`` is what "a backend
-works" means.
+class; ``InMemoryBackend`` (tests, notebooks), ``LanceBackend`` (the
+embedded default) and ``PostgresBackend`` (many instances on one database)
+implement it, and ``tests/conformance`` is what "a backend works" means.
 
 Semantics every backend keeps:
 

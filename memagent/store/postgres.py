@@ -15,9 +15,9 @@ part of the user id before ``:``, what the HTTP server's tenants prefix) and a
 
 Search, per user:
 
-* vectors: pgvector's cosine distance, exact while the user has fewer than
+* vectors: pgvector's cosine distance, exact while the user has at most
   ``exact_max_rows`` rows; past that, through an HNSW index (built once a table
-  holds ``vector_index_min_rows`` rows) with pgvector's iterative scan, so the
+  holds ``vector_index_min_rows`` rows, built concurrently in the background) with pgvector's iterative scan, so the
   user filter never starves the result;
 * full text: PostgreSQL's text search (a GIN-indexed ``tsvector``) over the same
   analysed terms as every other backend (``memagent.store.text.tokens``: folded,
@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from memagent.config import redacted
 from memagent.errors import (
     ConfigError,
     EmbedderMismatchError,
@@ -141,11 +142,6 @@ def _wrapped(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
-def redacted(uri: str) -> str:
-    """A connection URL without its password (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", uri)
-
-
 class PostgresBackend(Backend):
     """Every record kind in PostgreSQL tables; see the module docstring."""
 
@@ -168,6 +164,7 @@ class PostgresBackend(Backend):
         self.hnsw = (hnsw_m, hnsw_ef_construction, hnsw_ef_search)
         self.retries: dict[str, int] = {}
         self._indexed: set[Kind] = set()
+        self._building: dict[Kind, threading.Thread] = {}
         self._index_lock = threading.Lock()
         try:
             with psycopg.connect(uri, autocommit=True) as conn:
@@ -276,29 +273,49 @@ class PostgresBackend(Backend):
                          (kind.value, sorted(users)))
 
     def _after_write(self, kind: Kind) -> None:
-        """Build the HNSW index once the table is big enough (a failure is logged, never the write's)."""
-        if kind not in VECTOR_KINDS or kind in self._indexed:
+        """Start building the HNSW index once the table is big enough (in the background: writes go on)."""
+        if kind not in VECTOR_KINDS or kind in self._indexed or self._building.get(kind):
             return
         try:
             with self.pool.connection() as conn:
                 estimate = conn.execute("SELECT reltuples FROM pg_class WHERE relname = %s",
                                         (table(kind),)).fetchone()
-            if estimate and estimate[0] >= self.vector_index_min_rows:
-                self.build_vector_index(kind)
         except Exception as exc:  # noqa: BLE001 - upkeep must never fail the write that triggered it
+            log.warning("PostgreSQL at %s: cannot size %s for its vector index: %s", self.name, kind.value, exc)
+            return
+        if estimate and estimate[0] >= self.vector_index_min_rows:
+            with self._index_lock:
+                if self._building.get(kind) or kind in self._indexed:
+                    return
+                self._building[kind] = thread = threading.Thread(
+                    target=self._build_logged, args=(kind,), name=f"memagent-hnsw-{kind.value}", daemon=True)
+            thread.start()
+
+    def _build_logged(self, kind: Kind) -> None:
+        try:
+            self.build_vector_index(kind)
+        except Exception as exc:  # noqa: BLE001 - logged; the next write or optimize tries again
             log.warning("PostgreSQL at %s: building the vector index of %s failed: %s", self.name, kind.value, exc)
+        finally:
+            self._building.pop(kind, None)
 
     def build_vector_index(self, kind: Kind) -> None:
-        """Build the HNSW index of a vector kind now (normally done once the table is big enough)."""
-        with self._index_lock:
-            if kind in self._indexed:
-                return
-            m, ef_construction, _ = self.hnsw
-            with self.pool.connection() as conn:
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {table(kind)}_hnsw ON {table(kind)} "
-                             f"USING hnsw (vector vector_cosine_ops) WITH (m = {int(m)}, "
-                             f"ef_construction = {int(ef_construction)})")
-            self._indexed.add(kind)
+        """Build the HNSW index of a vector kind now, without blocking writes (``CREATE INDEX CONCURRENTLY``).
+
+        Normally started in the background once the table holds ``vector_index_min_rows`` rows.
+        An index a failed build left invalid is dropped and built again.
+        """
+        m, ef_construction, _ = self.hnsw
+        name = f"{table(kind)}_hnsw"
+        with self.pool.connection() as conn:
+            valid = conn.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                 "WHERE c.relname = %s", (name,)).fetchone()
+            if valid is not None and not valid[0]:
+                conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table(kind)} "
+                         f"USING hnsw (vector vector_cosine_ops) WITH (m = {int(m)}, "
+                         f"ef_construction = {int(ef_construction)})")
+        self._indexed.add(kind)
 
     @_wrapped
     def delete(self, kind: Kind, user_id: str, ids: Sequence[str] | None = None) -> int:
@@ -451,12 +468,12 @@ class PostgresBackend(Backend):
     # --- upkeep -----------------------------------------------------------------------
     @_wrapped
     def optimize(self) -> None:
-        """Build due vector indexes and let PostgreSQL update its statistics."""
-        for kind in VECTOR_KINDS:
-            self._after_write(kind)
+        """Update PostgreSQL's statistics, then build the vector indexes that are due (in the background)."""
         with self.pool.connection() as conn:
             for kind in Kind:
                 conn.execute(f"ANALYZE {table(kind)}")
+        for kind in VECTOR_KINDS:
+            self._after_write(kind)
 
     @_wrapped
     def purge(self) -> None:
@@ -471,6 +488,8 @@ class PostgresBackend(Backend):
             conn.execute("VACUUM memagent_versions")
 
     def close(self) -> None:
+        for thread in list(self._building.values()):
+            thread.join()  # an index build finishes (or fails) before the pool goes
         for pool in (getattr(self, "pool", None), getattr(self, "lock_pool", None)):
             if pool is not None:
                 pool.close()

@@ -360,3 +360,20 @@ def test_past_the_threshold_search_uses_the_hnsw_index_and_stays_per_user(pg):
             assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
     finally:
         backend.close()
+
+
+def test_without_the_postgres_extra_a_url_is_a_clear_config_error(monkeypatch):
+    import builtins
+
+    from memagent.errors import ConfigError
+
+    real_import = builtins.__import__
+
+    def no_psycopg(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] in ("psycopg", "psycopg_pool", "pgvector"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(ConfigError, match=r"memagent\[postgres\]"):
+        PostgresBackend("postgresql://nobody@localhost/none", 8)

@@ -119,10 +119,11 @@ def _in(value: Any) -> Any:
 
 def _wrapped(method: F) -> F:
     """Retry deadlocks and serialization failures with backoff; engine errors become ``StorageError``."""
-    import psycopg
 
     @functools.wraps(method)
     def call(self: PostgresBackend, *args: Any, **kwargs: Any) -> Any:
+        import psycopg  # present: __init__ refused to open without it
+
         delay = _BACKOFF_S
         for attempt in range(RETRIES):
             try:

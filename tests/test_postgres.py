@@ -377,3 +377,23 @@ def test_without_the_postgres_extra_a_url_is_a_clear_config_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_psycopg)
     with pytest.raises(ConfigError, match=r"memagent\[postgres\]"):
         PostgresBackend("postgresql://nobody@localhost/none", 8)
+
+
+def test_reads_and_writes_survive_the_server_ending_every_session(pg):
+    import numpy as np
+    import psycopg
+
+    from memagent.records import Weight
+
+    backend = PostgresBackend(pg, 8, pool_size=2)
+    try:
+        backend.put(Kind.WEIGHT, [Weight("w1", "ana", "k", 1.0)])
+        with psycopg.connect(pg, autocommit=True) as admin:  # what a restart or failover does to a pool
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert [w.value for w in backend.get(Kind.WEIGHT, "ana", ["w1"])] == [1.0]
+        assert backend.put(Kind.WEIGHT, [Weight("w2", "ana", "k2", 2.0)]) == 1
+        assert backend.count(Kind.WEIGHT, "ana") == 2 and np.isfinite(backend.stats()["bytes"])
+        assert backend.retries  # the broken connections were retried, not raised
+    finally:
+        backend.close()

@@ -4,9 +4,9 @@ Columns follow ``memagent.store.schema``: ``str`` is ``text``, ``int`` an
 ``integer`` (``Int64`` a ``bigint``), ``float`` a ``real`` (float32, like every
 backend), ``datetime`` a ``timestamptz``, a tuple of strings ``text[]``, JSON
 ``text``; vector kinds get ``vector(dimension)``. Each full-text field ``f``
-adds ``f_terms`` (the analysed terms, space-separated), ``f_terms_len`` (their
-count, BM25's document length) and ``f_tsv`` (``to_tsvector('simple', f_terms)``,
-GIN-indexed). Every table has ``tenant`` (generated from the user id) and
+adds ``f_tsv`` (``to_tsvector('simple', ...)`` of its analysed terms, which a write
+stages as ``f_terms``; GIN-indexed) and ``f_terms_len`` (how many terms: BM25's
+document length). Every table has ``tenant`` (generated from the user id) and
 ``seq_no`` (write order).
 
 ``SCHEMA_VERSION`` counts migrations: ``MIGRATIONS[n]`` takes a database from
@@ -65,8 +65,7 @@ def _create_table(kind: Kind, dimension: int) -> list[str]:
         columns.append(column_sql(kind, "vector", dimension) + " NOT NULL")
     for field in TEXT_FIELDS.get(kind, ()):
         terms = terms_column(field)
-        columns += [f"{terms} text NOT NULL DEFAULT ''", f"{terms}_len integer NOT NULL DEFAULT 0",
-                    f"{tsv_column(field)} tsvector GENERATED ALWAYS AS (to_tsvector('simple', {terms})) STORED"]
+        columns += [f"{terms}_len integer NOT NULL DEFAULT 0", f"{tsv_column(field)} tsvector NOT NULL DEFAULT ''"]
     columns += ["tenant text GENERATED ALWAYS AS (CASE WHEN strpos(user_id, ':') > 0 "
                 "THEN split_part(user_id, ':', 1) ELSE '' END) STORED",
                 "seq_no bigint GENERATED ALWAYS AS IDENTITY", "PRIMARY KEY (user_id, id)"]

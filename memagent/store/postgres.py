@@ -16,9 +16,12 @@ part of the user id before ``:``, what the HTTP server's tenants prefix) and a
 Search, per user:
 
 * vectors: pgvector's cosine distance, exact while the user has at most
-  ``exact_max_rows`` rows; past that, through an HNSW index (built once a table
-  holds ``vector_index_min_rows`` rows, built concurrently in the background) with pgvector's iterative scan, so the
-  user filter never starves the result;
+  ``exact_max_rows`` rows (a scan of that user's rows only); past that, through
+  an HNSW index with pgvector's iterative scan, so the user filter never starves
+  the result. The index is built (concurrently, in the background) once a table
+  holds ``vector_index_min_rows`` rows and some user has more than
+  ``exact_max_rows``: before that no search would use it, and every write would
+  pay for its upkeep;
 * full text: PostgreSQL's text search (a GIN-indexed ``tsvector``) over the same
   analysed terms as every other backend (``memagent.store.text.tokens``: folded,
   stemmed, stop words out), ranked by the same Okapi BM25 in SQL, so fused
@@ -241,28 +244,30 @@ class PostgresBackend(Backend):
                 unique[key] = row
         names = [c.name for c in codec(kind).columns] + (["vector"] if kind in VECTOR_KINDS else [])
         fields = TEXT_FIELDS.get(kind, ())
-        columns = names + [terms_column(f) for f in fields] + [f"{terms_column(f)}_len" for f in fields]
+        lengths = [f"{terms_column(f)}_len" for f in fields]
+        staged = names + [terms_column(f) for f in fields] + lengths  # the analysed terms travel as text
+        stored = names + [tsv_column(f) for f in fields] + lengths  # ... and are stored as a tsvector
+        built = names + [f"to_tsvector('simple', {terms_column(f)})" for f in fields] + lengths
         values = []
         for row in unique.values():
             analysed = [tokens(row.get(f) or "") for f in fields]
             values.append([_out(row[n]) for n in names] + [" ".join(t) for t in analysed] + [len(t) for t in analysed])
         name = table(kind)
-        listed = ", ".join(columns)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in ("id", "user_id"))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in stored if c not in ("id", "user_id"))
         conflict = "DO NOTHING" if keep_first else f"DO UPDATE SET {updates}"
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(f"CREATE TEMP TABLE stage ({', '.join(column_sql(kind, c, self.dimension) for c in columns)})"
+            conn.execute(f"CREATE TEMP TABLE stage ({', '.join(column_sql(kind, c, self.dimension) for c in staged)})"
                          " ON COMMIT DROP")
             with conn.cursor() as cur:
-                with cur.copy(f"COPY stage ({listed}) FROM STDIN") as copy:
+                with cur.copy(f"COPY stage ({', '.join(staged)}) FROM STDIN") as copy:
                     for value in values:
                         copy.write_row(value)
-                cur.execute(f"INSERT INTO {name} ({listed}) SELECT {listed} FROM stage ORDER BY ctid "
-                            f"ON CONFLICT (user_id, id) {conflict} RETURNING user_id")
+                cur.execute(f"INSERT INTO {name} ({', '.join(stored)}) SELECT {', '.join(built)} FROM stage "
+                            f"ORDER BY ctid ON CONFLICT (user_id, id) {conflict} RETURNING user_id")
                 returned = [u for (u,) in cur.fetchall()]
             self._bump(conn, kind, set(returned))
             written = len(returned)
-        self._after_write(kind)
+        self._after_write(kind, {u for u, _ in unique})
         return written
 
     def _bump(self, conn: Any, kind: Kind, users: set[str]) -> None:
@@ -273,18 +278,27 @@ class PostgresBackend(Backend):
                          "ON CONFLICT (user_id, kind) DO UPDATE SET token = EXCLUDED.token",
                          (kind.value, sorted(users)))
 
-    def _after_write(self, kind: Kind) -> None:
-        """Start building the HNSW index once the table is big enough (in the background: writes go on)."""
+    def _after_write(self, kind: Kind, users: set[str] | None = None) -> None:
+        """Start building the HNSW index when a search would use it: once the table holds
+        ``vector_index_min_rows`` rows and a user of ``users`` (any user, if ``None``) has more than
+        ``exact_max_rows``. It is built in the background: writes go on."""
         if kind not in VECTOR_KINDS or kind in self._indexed or self._building.get(kind):
             return
         try:
             with self.pool.connection() as conn:
                 estimate = conn.execute("SELECT reltuples FROM pg_class WHERE relname = %s",
                                         (table(kind),)).fetchone()
+                if not estimate or estimate[0] < self.vector_index_min_rows:
+                    return
+                if users is None:
+                    big = conn.execute(f"SELECT 1 FROM {table(kind)} GROUP BY user_id HAVING count(*) > %s "
+                                       "LIMIT 1", (self.exact_max_rows,)).fetchone()
+                else:
+                    big = any(self._count(conn, kind, u) > self.exact_max_rows for u in users)
         except Exception as exc:  # noqa: BLE001 - upkeep must never fail the write that triggered it
             log.warning("PostgreSQL at %s: cannot size %s for its vector index: %s", self.name, kind.value, exc)
             return
-        if estimate and estimate[0] >= self.vector_index_min_rows:
+        if big:
             with self._index_lock:
                 if self._building.get(kind) or kind in self._indexed:
                     return

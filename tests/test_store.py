@@ -63,3 +63,31 @@ def test_memory_uri_picks_the_in_memory_backend(embedder):
         assert isinstance(memory.backend, InMemoryBackend) and not memory.backend.capabilities.persistent
         memory.add("u", ["I adopted a beagle called Rex"])
         assert memory.search("u", "beagle")[0].episode.text == "I adopted a beagle called Rex"
+
+
+def test_with_an_ann_index_a_small_users_vector_search_is_still_exact(tmp_path):
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from memagent.records import EpisodeRecord
+    from memagent.store import LanceBackend
+
+    rng = np.random.default_rng(3)
+    backend = LanceBackend(tmp_path / "d", 16, vector_index_min_rows=256, exact_max_rows=1000,
+                           background_upkeep=False)
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    matrices = {u: rng.normal(size=(300, 16)).astype(np.float32) for u in ("u1", "u2")}
+    for user, matrix in matrices.items():
+        backend.put(Kind.EPISODE, [EpisodeRecord(id=f"{user}-{n}", user_id=user, session_id="s", role="user",
+                                                 text="t", event_time=when, ingest_time=when, seq=n, turn=n)
+                                   for n in range(300)], matrix)
+    backend.optimize()
+    assert "vector_idx" in backend.stats()
+    mine = matrices["u1"] / np.linalg.norm(matrices["u1"], axis=1, keepdims=True)
+    for _ in range(10):
+        query = rng.normal(size=16).astype(np.float32)
+        truth = {f"u1-{i}" for i in np.argsort(-(mine @ (query / np.linalg.norm(query))))[:10]}
+        hits = backend.vector_search(Kind.EPISODE, "u1", query, 10)
+        assert {i for i, _ in hits} == truth  # the exact ten, not an approximation (an ANN index loses some)
+    backend.close()

@@ -38,6 +38,7 @@ def open_backend(config: Config, dimension: int, embedder_name: str = "") -> Bac
                                hnsw_ef_search=storage.hnsw_ef_search)
     return LanceBackend(uri, dimension, embedder_name,
                         vector_index_min_rows=storage.vector_index_min_rows,
+                        exact_max_rows=storage.exact_search_max_user_rows,
                         optimize_every_writes=storage.optimize_every_writes,
                         optimize_every_rows=storage.optimize_every_rows,
                         keep_versions_hours=storage.keep_versions_hours,

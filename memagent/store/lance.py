@@ -5,7 +5,10 @@ One table per kind of record (``memagent.records.Kind``), every row with a
 cheap). Full-text search uses LanceDB's native inverted index, which also
 scans rows written after the last index refresh, so a new row is found at
 once. A vector (ANN) index is built once a table grows past
-``vector_index_min_rows``; below that, search is exact. Indexes are refreshed
+``vector_index_min_rows``; below that, search is exact, and so is the search of
+a user with at most ``exact_max_rows`` rows (the user filter picks that user's
+rows first: an ANN index over every user's rows would trade that user's recall
+for nothing). Indexes are refreshed
 incrementally every few writes, never rebuilt per write, in a background
 thread (``background_upkeep``), so that no write waits for it.
 
@@ -137,13 +140,14 @@ class LanceBackend(Backend):
     capabilities = Capabilities(persistent=True, shared=True, ann_index=True)
 
     def __init__(self, uri: str | Path, dimension: int, embedder_name: str = "", *,
-                 vector_index_min_rows: int = 100_000, optimize_every_writes: int = 50,
+                 vector_index_min_rows: int = 100_000, exact_max_rows: int = 50_000, optimize_every_writes: int = 50,
                  optimize_every_rows: int = 2000, keep_versions_hours: float = 1.0,
                  background_upkeep: bool = True, change_tokens: int = 100_000,
                  cache_bytes: tuple[int, int] | None = (64 * 2**20, 32 * 2**20)) -> None:
         self.uri = str(uri)
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
+        self.exact_max_rows = exact_max_rows
         self.optimize_every_writes = optimize_every_writes
         self.optimize_every_rows = optimize_every_rows
         self.keep_versions = timedelta(hours=keep_versions_hours)
@@ -505,9 +509,13 @@ class LanceBackend(Backend):
     def vector_search(self, kind: Kind, user_id: str, vector: np.ndarray, k: int, *,
                       since: datetime | None = None, until: datetime | None = None) -> Hits:
         self._fresh(user_id, kind)
-        query = (self.tables[kind].search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+        table = self.tables[kind]
+        query = (table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
                  .distance_type("cosine").where(self._where(user_id, since, until), prefilter=True)
                  .select(["id", "_distance"]).limit(k))
+        if (kind is Kind.EPISODE and table.count_rows() >= self.vector_index_min_rows  # an ANN index may exist
+                and table.count_rows(f"user_id = {sql_str(user_id)}") <= self.exact_max_rows):
+            query = query.bypass_vector_index()
         return [(r["id"], 1.0 - float(r["_distance"])) for r in query.to_list()]
 
     # --- upkeep ---------------------------------------------------------------------

@@ -54,6 +54,7 @@ from memagent.types import Route
 
 DEFAULT_DATA_DIR = "memagent-data"
 ENV_DATA_DIR = "MEMAGENT_DATA_DIR"
+ENV_CONFIG = "MEMAGENT_CONFIG"
 WORKER_HEALTHCHECK_S = 300
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SHOWN_EVIDENCE = 5
@@ -68,7 +69,16 @@ def _memory(args: argparse.Namespace, *, create: bool = False) -> Any:
     if not create and "://" not in path and not os.path.isdir(path):
         raise NotFoundError(f"no data directory at {os.path.abspath(path)} (from {args.data_dir_from}); "
                             "add or import creates one")
-    return Memory(path)
+    return Memory(path, config=_config(args))
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The settings of ``--config`` (a preset name or a TOML file; ``$MEMAGENT_CONFIG``), else the defaults."""
+    from memagent.config import Config
+    from memagent.presets import load_preset
+
+    source = getattr(args, "config", None) or os.environ.get(ENV_CONFIG) or None
+    return load_preset(source) if source else Config()
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -533,7 +543,11 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     if keys is not None and not len(keys):
         print("warning: the keys file holds no key: every request will be refused", file=sys.stderr)
     data_dir = args.data_dir if "://" in args.data_dir else os.path.abspath(args.data_dir)
-    os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host,
+    config = args.config or os.environ.get(ENV_CONFIG) or ""
+    if config:
+        _config(args)  # a bad file fails here, before the workers start
+        config = os.path.abspath(config) if os.path.exists(config) else config
+    os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host, server.ENV_CONFIG: config,
                        server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",
                        server.ENV_SCHEDULE: "0" if args.no_schedule else settings.model_dump_json()})
     print(f"memagent serve --http: {redacted(data_dir)} on http://{args.host}:{args.port} ({args.workers} worker"
@@ -718,6 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", "--store", dest="data_dir", default=None,
                         help=f"data directory, LanceDB URI or postgresql:// URL "
                              f"(default ${ENV_DATA_DIR}, else ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--config", default=None, help=f"settings: a preset name or a TOML file of the sections to "
+                                                        f"change, e.g. [storage] postgres_pool_size = 4 "
+                                                        f"(default ${ENV_CONFIG}, else the defaults)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     # SUPPRESS: `memagent --json search ...` and `memagent search ... --json` both work
     common = argparse.ArgumentParser(add_help=False)

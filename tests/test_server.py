@@ -475,3 +475,22 @@ def test_async_client(memory):
     with live_server(create_app(memory)) as url:
         ids, text, users = asyncio.run(run(url))
     assert len(ids) == 2 and text == "My cat is Miso." and users == ["bob"]
+
+
+def test_config_reaches_the_cli_and_every_server_worker(tmp_path, embedder, capsys):
+    import argparse
+
+    from fastapi.testclient import TestClient
+
+    from memagent import cli
+
+    settings_file = tmp_path / "deploy.toml"
+    settings_file.write_text("[storage]\npostgres_pool_size = 3\n[caches]\nderived_users = 7\n")
+    config = cli._config(argparse.Namespace(config=str(settings_file)))
+    assert config.storage.postgres_pool_size == 3 and config.caches.derived_users == 7
+    app = app_from_env({"MEMAGENT_DATA_DIR": str(tmp_path / "data"), "MEMAGENT_CONFIG": str(settings_file)})
+    with TestClient(app):
+        assert app.state.memory.config.caches.derived_users == 7
+    settings_file.write_text("[storage]\npostgres_pool_size = 0\n")
+    assert main(["--data-dir", str(tmp_path / "data"), "--config", str(settings_file), "users"]) == 2
+    assert "postgres_pool_size" in capsys.readouterr().err

@@ -28,9 +28,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from memagent.config import ScheduleSettings
+from memagent.config import Config, ScheduleSettings
 from memagent.errors import ConfigError
 from memagent.memory import Memory
+from memagent.presets import load_preset
 from memagent.server import episodes, errors, inspector, recall
 from memagent.server.keys import ENV_KEYS, KeyRing
 from memagent.server.middleware import Limits, RawPath
@@ -52,6 +53,7 @@ like any user id. Errors are `{"error": {"code": "...", "message": "..."}}` with
 ENV_DATA_DIR = "MEMAGENT_DATA_DIR"
 ENV_HOST = "MEMAGENT_HOST"
 ENV_KEYS_FILE = "MEMAGENT_KEYS_FILE"
+ENV_CONFIG = "MEMAGENT_CONFIG"  # a preset name or TOML file (memagent --config); empty: the defaults
 ENV_SCHEDULE = "MEMAGENT_SCHEDULE"  # "0": no schedule; otherwise ScheduleSettings as JSON, or "1"
 
 
@@ -157,7 +159,7 @@ def _swagger_ui() -> Path | None:
 
 def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
     """The app that ``memagent serve --http`` runs in each uvicorn worker, built from the
-    environment it set: ``MEMAGENT_DATA_DIR``, ``MEMAGENT_HOST``, ``MEMAGENT_KEYS_FILE``,
+    environment it set: ``MEMAGENT_DATA_DIR``, ``MEMAGENT_CONFIG``, ``MEMAGENT_HOST``, ``MEMAGENT_KEYS_FILE``,
     ``MEMAGENT_API_KEYS``, ``MEMAGENT_SCHEDULE`` and the limits (``MEMAGENT_MAX_*``)."""
     env = os.environ if environ is None else environ
     data_dir = env.get(ENV_DATA_DIR, "memagent-data")
@@ -169,7 +171,8 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
     schedule: ScheduleSettings | bool = given not in ("", "0")
     if given.startswith("{"):
         schedule = ScheduleSettings.model_validate_json(given)
-    return create_app(lambda: Memory(data_dir), keys, ServerLimits.from_env(env), schedule=schedule)
+    config = load_preset(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else Config()
+    return create_app(lambda: Memory(data_dir, config=config), keys, ServerLimits.from_env(env), schedule=schedule)
 
 
 def load_keys(path: str | Path | None, env: str | None) -> KeyRing | None:

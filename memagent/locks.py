@@ -308,6 +308,24 @@ class LeaderLock:
                     os.close(fd)
 
 
+@contextmanager
+def directory_lock(data_dir: str | Path, name: str) -> Iterator[None]:
+    """Hold ``<data_dir>/.locks/<name>.lock`` exclusively (waiting for it) for a block; every process
+    on the data directory waits its turn. A no-op on a non-local data directory (a URI).
+    ``LanceBackend`` opens a directory under it, so two processes never create its tables at once."""
+    if _URI.match(str(data_dir)):
+        yield
+        return
+    path = Path(data_dir) / ".locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file drops the flock
+
+
 class StripedLocks:
     """In-process locks of users, striped by hash: one user's steps are one step for this
     process's threads, while other users' go on. ``hold`` takes the stripes of several users

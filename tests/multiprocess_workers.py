@@ -54,3 +54,16 @@ def reader(data: str, user: str, rounds: int, queue: Any) -> None:
     except Exception:  # noqa: BLE001 - what the test counts
         queue.put(("raw_error", traceback.format_exc()))
     queue.put(("done", last))
+
+
+def opener(folders: list[str], barrier: Any, queue: Any) -> None:
+    """Open each new data directory at the same moment as the other openers; report what happened."""
+    from memagent.store import LanceBackend
+
+    for folder in folders:
+        barrier.wait(timeout=120)
+        try:
+            LanceBackend(folder, 8, background_upkeep=False).close()
+            queue.put(("opened", folder))
+        except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+            queue.put(("failed", f"{type(exc).__name__}: {exc}"))

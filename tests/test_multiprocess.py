@@ -18,7 +18,8 @@ import pytest
 from fakes import HashEmbedder
 from memagent import Memory
 from memagent.records import Kind
-from multiprocess_workers import message, reader, writer
+from memagent.store import LanceBackend
+from multiprocess_workers import message, opener, reader, writer
 from pg_server import database
 
 USER = "ana"
@@ -100,3 +101,20 @@ def test_processes_writing_and_reading_one_user_store_each_message_once(data):
 @pytest.mark.slow
 def test_many_processes_writing_and_reading_one_user_store_each_message_once(data):
     run(data, writers=6, readers=2, batches=25, size=8, reads=300, deletes=10)
+
+
+def test_processes_opening_a_new_data_directory_at_once_all_open_it(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    queue, barrier = ctx.Queue(), ctx.Barrier(4)
+    folders = [str(tmp_path / f"d{n}") for n in range(4)]
+    children = [ctx.Process(target=opener, args=(folders, barrier, queue)) for _ in range(4)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=300) for _ in range(len(children) * len(folders))]
+    for child in children:
+        child.join(timeout=60)
+    assert [r for r in results if r[0] != "opened"] == []
+    for folder in folders:  # one store each, whole: its meta once, every table
+        backend = LanceBackend(folder, 8)
+        assert backend.db.open_table("meta").count_rows() == 3 and len(backend.tables) == len(Kind)  # written once
+        backend.close()

@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 from lancedb.index import FTS, BTree, IvfPq
 
 from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, StorageError
-from memagent.locks import StripedLocks, UserLocks
+from memagent.locks import StripedLocks, UserLocks, directory_lock
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
 from memagent.store.base import Backend, Capabilities, Hits
 from memagent.store.schema import codec, from_table, schema, to_rows, to_table
@@ -177,8 +177,9 @@ class LanceBackend(Backend):
                 index_cache_size_bytes=cache_bytes[0], metadata_cache_size_bytes=cache_bytes[1])
             self.session = session  # LanceDB's caches: ``session.size_bytes()``
             self.db = lancedb.connect(self.uri, session=session)
-            self._meta = self._open_meta(embedder_name)
-            self.tables = {kind: self._open_table(kind.value, schema(kind, dimension)) for kind in Kind}
+            with directory_lock(self.uri, "open"):  # two processes opening a new directory: one creates it
+                self._meta = self._open_meta(embedder_name)
+                self.tables = {kind: self._open_table(kind.value, schema(kind, dimension)) for kind in Kind}
         except MemagentError:
             raise
         except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:

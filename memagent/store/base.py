@@ -30,20 +30,60 @@ Semantics every backend keeps:
 
 from __future__ import annotations
 
+import functools
+import logging
+import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from memagent.errors import UnsupportedError
+from memagent.errors import MemagentError, StorageError, UnsupportedError
 from memagent.locks import LeaderLock, UserLocks
 from memagent.records import TEXT_FIELDS, Kind
 
 Hits = list[tuple[str, float]]
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+def retried(engine: str, errors: Callable[[], tuple[type[BaseException], ...]],
+            reason: Callable[[BaseException], str | None], *, attempts: int, backoff: tuple[float, float],
+            after: Callable[[Any], None] | None = None) -> Callable[[F], F]:
+    """A backend method's engine errors: retried with jittered exponential backoff while ``reason``
+    names them transient (counted in the backend's ``retries`` by that reason, ``after(backend)``
+    between tries), else raised as ``StorageError`` naming the store (``backend.name``);
+    memagent's own errors pass through. ``errors`` is called at the first failure, so an engine
+    module imported lazily stays so."""
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            delay = backoff[0]
+            for attempt in range(attempts):
+                try:
+                    return method(self, *args, **kwargs)
+                except MemagentError:
+                    raise
+                except Exception as exc:
+                    if not isinstance(exc, errors()):
+                        raise
+                    why = reason(exc)
+                    if why is None or attempt == attempts - 1:
+                        raise StorageError(f"{engine} at {self.name}: {method.__name__} failed: {exc}") from exc
+                    log.debug("%s %s: %s (%s), retry %d", engine, method.__name__, why, exc, attempt + 1)
+                    self.retries[why] += 1
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, backoff[1])
+                    if after is not None:
+                        after(self)
+            raise AssertionError("unreachable")
+        return call  # type: ignore[return-value]
+    return decorate
 
 
 @dataclass(frozen=True)

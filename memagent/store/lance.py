@@ -31,9 +31,7 @@ inserted only if absent, every other kind is upserted by id.
 
 from __future__ import annotations
 
-import functools
 import logging
-import random
 import threading
 import time
 import warnings
@@ -42,7 +40,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lancedb
 import numpy as np
@@ -53,7 +51,7 @@ from lancedb.index import FTS, BTree, IvfPq
 from memagent.errors import ConfigError, EmbedderMismatchError, MemagentError, StorageError
 from memagent.locks import StripedLocks, UserLocks, directory_lock
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
-from memagent.store.base import Backend, Capabilities, Hits
+from memagent.store.base import Backend, Capabilities, Hits, retried
 from memagent.store.schema import codec, from_table, schema, to_rows, to_table
 from memagent.store.versions import LocalVersions, VersionFiles
 
@@ -64,7 +62,6 @@ META = "meta"
 _META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
 # Migrations from version N to N+1, applied in order when an older store opens.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {}
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def sql_str(value: str) -> str:
@@ -106,29 +103,14 @@ def _retry_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _wrapped(method: F) -> F:
-    """Retry commit conflicts and vanished versions with backoff; re-raise engine errors as
-    ``StorageError`` (memagent's own pass through)."""
-    @functools.wraps(method)
-    def call(self: LanceBackend, *args: Any, **kwargs: Any) -> Any:
-        delay = _BACKOFF_S
-        for attempt in range(RETRIES):
-            try:
-                return method(self, *args, **kwargs)
-            except MemagentError:
-                raise
-            except (OSError, RuntimeError, ValueError, pa.ArrowException) as exc:
-                reason = _retry_reason(exc)
-                if reason is None or attempt == RETRIES - 1:
-                    raise StorageError(f"LanceDB at {self.uri}: {method.__name__} failed: {exc}") from exc
-                log.debug("LanceDB %s: %s (%s), retry %d", method.__name__, reason, exc, attempt + 1)
-                self.retries[reason] += 1
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, _BACKOFF_MAX_S)
-                with suppress(OSError, RuntimeError, ValueError):
-                    self._checkout_all()
-        raise AssertionError("unreachable")
-    return call  # type: ignore[return-value]
+def _checkout_after_retry(backend: LanceBackend) -> None:
+    with suppress(OSError, RuntimeError, ValueError):
+        backend._checkout_all()
+
+
+# Commit conflicts and vanished versions are retried; every other engine error is a StorageError.
+_wrapped = retried("LanceDB", lambda: (OSError, RuntimeError, ValueError, pa.ArrowException), _retry_reason,
+                   attempts=RETRIES, backoff=(_BACKOFF_S, _BACKOFF_MAX_S), after=_checkout_after_retry)
 
 
 class LanceBackend(Backend):
@@ -145,6 +127,7 @@ class LanceBackend(Backend):
                  background_upkeep: bool = True, change_tokens: int = 100_000,
                  cache_bytes: tuple[int, int] | None = (64 * 2**20, 32 * 2**20)) -> None:
         self.uri = str(uri)
+        self.name = self.uri  # how messages name this store
         self.dimension = dimension
         self.vector_index_min_rows = vector_index_min_rows
         self.exact_max_rows = exact_max_rows

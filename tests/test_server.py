@@ -25,6 +25,7 @@ from memagent.client import Client, RequestTooLargeError
 from memagent.server.app import app_from_env, create_app, is_loopback
 from memagent.server.keys import KeyRing, hash_key
 from memagent.server.settings import ServerLimits
+from pg_server import database
 
 SMALL = ServerLimits(max_body_bytes=1000, max_import_bytes=4000, max_query_string_bytes=200, max_text_chars=50,
                      max_k=5, max_page_limit=3)
@@ -288,8 +289,9 @@ def test_the_factory_opens_the_memory_at_start_and_closes_it_at_stop(embedder):
     assert app.state.memory is None
 
 
-def test_servers_on_one_data_directory_read_each_others_writes(tmp_path, embedder, clock):
-    data = tmp_path / "data"
+@pytest.mark.parametrize("engine", ["lance", "postgres"])
+def test_servers_on_one_data_directory_read_each_others_writes(engine, tmp_path, embedder, clock):
+    data = tmp_path / "data" if engine == "lance" else database(tmp_path)  # separate pools and caches per Memory
     one, two = Memory(data, embedder=embedder, clock=clock), Memory(data, embedder=embedder, clock=clock)
     with one, two, live_server(create_app(one)) as url1, Client(url1) as first, \
             live_server(create_app(two)) as url2, Client(url2) as second:

@@ -23,6 +23,7 @@ random moments, and prints ``crash suite: kills=N lost=0 duplicated=0 mismatches
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -93,7 +94,8 @@ class Zygote:
             if not line:
                 line = self._line(kill_after)
             if not line:
-                os.kill(pid, signal.SIGKILL)  # still running: the zygote has not reaped it, the pid is its
+                with contextlib.suppress(ProcessLookupError):  # it ended and was reaped as the wait ran out
+                    os.kill(pid, signal.SIGKILL)  # still running: the zygote has not reaped it, the pid is its
         line = line or self._line(JOB_TIMEOUT_S)
         assert line, f"job {spec} did not end within {JOB_TIMEOUT_S}s"
         status = json.loads(line)["status"]

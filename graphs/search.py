@@ -102,8 +102,7 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
 
     def lexical_hits(state: SearchState) -> list[tuple[str, float]]:
         """BM25 hits; with ``previous_turn_weight``, each hit lends a share of its score to the turn after it."""
-        settings, allowed = state["settings"], state.get("allowed")
-        since, until = state.get("since"), state.get("until")
+        settings, since, until, allowed = state["settings"], state.get("since"), state.get("until"), state.get("allowed")
         hits = store.lexical(state["user_id"], state["query"], settings.candidates, since, until,
                              settings.lexical_context, allowed)
         if not settings.previous_turn_weight or not hits:

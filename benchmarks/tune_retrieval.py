@@ -5,9 +5,7 @@
 
 Both files are ingested as ``locomo_retrieval.py`` and ``longmemeval_retrieval.py
 --variant long --histories 5`` ingest them; each question is searched under every
-candidate ``RetrievalSettings`` of the grid below (lexical weight, neighbour
-hits, and how the turn before a hit counts: joined to it for BM25, or lending it
-``previous_turn_weight`` of its own BM25 score) and scored by recall@10 (LoCoMo:
+candidate ``RetrievalSettings`` of the grid below and scored by recall@10 (LoCoMo:
 share of gold dia_ids, categories 1-4; LongMemEval: turn recall_any@10). The groups
 are the 5 LoCoMo conversations and the 5 LongMemEval histories; each group is held
 out in turn, the candidate with the best mean of the two datasets' recall on the
@@ -43,12 +41,10 @@ DEFAULT = Config().retrieval
 def grid() -> dict[str, RetrievalSettings]:
     """The candidates, the current default first (it wins ties)."""
     out = {"default": DEFAULT}
-    contexts = [(True, 0.0)] + [(False, carry) for carry in (0.0, 0.25, 0.5, 1.0)]
-    for lexical, neighbours, (context, carry) in itertools.product((0.5, 0.6, 0.7), (1, 3), contexts):
-        name = f"lex={lexical} neighbours={neighbours} context={context} carry={carry}"
+    for lexical, neighbours, context in itertools.product((0.5, 0.6, 0.7), (0, 1, 3), (True, False)):
+        name = f"lex={lexical} neighbours={neighbours} context={context}"
         candidate = DEFAULT.model_copy(update={"lexical_weight": lexical, "vector_weight": round(1 - lexical, 2),
-                                               "neighbour_hits": neighbours, "lexical_context": context,
-                                               "previous_turn_weight": carry})
+                                               "neighbour_hits": neighbours, "lexical_context": context})
         if candidate != DEFAULT:
             out[name] = candidate
     return out

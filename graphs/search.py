@@ -93,25 +93,14 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
         if use_facts and vector is not None:
             found[Signal.FACT] = fact_hits(state, vector, hidden)
         if Signal.LEXICAL in signals:
-            found[Signal.LEXICAL] = lexical_hits(state)
+            found[Signal.LEXICAL] = store.lexical(state["user_id"], state["query"], settings.candidates,
+                                                  state.get("since"), state.get("until"), settings.lexical_context,
+                                                  state.get("allowed"))
         allowed = state.get("allowed")
         if allowed is not None:  # derived facts point at episodes the filter may not allow
             hidden = hidden | frozenset(i for hits in found.values() for i, _ in hits if i not in allowed)
         return {"found": {signal: [(i, v) for i, v in hits if i not in hidden] for signal, hits in found.items()},
                 "hidden": hidden, "vector": vector}
-
-    def lexical_hits(state: SearchState) -> list[tuple[str, float]]:
-        """BM25 hits; with ``previous_turn_weight``, each hit lends a share of its score to the turn after it."""
-        settings, since, until, allowed = state["settings"], state.get("since"), state.get("until"), state.get("allowed")
-        hits = store.lexical(state["user_id"], state["query"], settings.candidates, since, until,
-                             settings.lexical_context, allowed)
-        if not settings.previous_turn_weight or not hits:
-            return hits
-        index = store.index(state["user_id"])
-        bounds = [(micros(since) if since else None, micros(until) if until else None)]
-        following = {i: j for i, _ in hits if (j := index.next_turn(i)) is not None
-                     and _inside(index.event_time_us(j), bounds) and (allowed is None or j in allowed)}
-        return policy.carry_previous(hits, following, settings.previous_turn_weight)
 
     def fact_hits(state: SearchState, vector: np.ndarray, hidden: frozenset[str]) -> list[tuple[str, float]]:
         """Episodes behind the derived items nearest to the question, with the item's similarity."""

@@ -18,9 +18,6 @@ class RetrievalSettings(BaseModel):
     vector_weight: float = Field(0.4, ge=0, description="weight of normalised cosine similarities")
     lexical_context: bool = Field(True,
                                   description="BM25 over each turn with the turn before it; False = the turn alone")
-    previous_turn_weight: float = Field(
-        0.0, ge=0, le=1, description="a turn's BM25 score gains this share of the score of the turn before it "
-        "in its session (a question and its answer), whatever the lengths of the two")
     time_boost: float = Field(0.5, ge=0,
                               description="hits inside a time range named in the query gain this times the best score")
     neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")

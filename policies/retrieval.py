@@ -79,24 +79,6 @@ def add_neighbours(fused: Mapping[str, Scored], neighbours: Mapping[str, Sequenc
     return out
 
 
-def carry_previous(hits: Sequence[tuple[str, float]], following: Mapping[str, str], weight: float
-                   ) -> list[tuple[str, float]]:
-    """Add to each turn ``weight`` times the score of the hit before it (``following``: hit -> next turn).
-
-    BM25 over a turn joined to the one before it lets a long turn bury a short
-    one's words; carrying a share of the earlier turn's own score does not.
-
-    >>> carry_previous([("q", 4.0), ("x", 1.0)], {"q": "a"}, 0.5)
-    [('q', 4.0), ('a', 2.0), ('x', 1.0)]
-    """
-    scores = dict(hits)
-    for hit, score in hits:
-        after = following.get(hit)
-        if after is not None:
-            scores[after] = scores.get(after, 0.0) + weight * score
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
 def apply_feedback(fused: Mapping[str, Scored], feedback: Mapping[str, float], demote_factor: float) -> Fused:
     """Scale candidates by their net rating for this kind of question.
 

@@ -184,24 +184,6 @@ def test_hits_report_signals_and_neighbours(memory):
     assert Signal.NEIGHBOUR in answer.signals
 
 
-def test_previous_turn_weight_lends_a_hit_s_bm25_score_to_the_turn_after_it(memory):
-    memory.add("alice", [
-        {"role": "bob", "text": "Which city did you move to in the spring?"},
-        {"role": "alice", "text": "Lisbon, near the river."},
-        {"role": "bob", "text": "Nice. Anything else new?"},
-    ], session_id="s1")
-    alone = memory.config.retrieval.model_copy(update={"lexical_context": False, "neighbour_hits": 0})
-    carried = alone.model_copy(update={"previous_turn_weight": 0.5})
-
-    def lexical(settings):
-        return {h.episode.text for h in memory.search("alice", "which city did you move to", k=3,
-                                                       retrieval=settings) if Signal.LEXICAL in h.signals}
-
-    assert "Lisbon, near the river." not in lexical(alone)
-    assert "Lisbon, near the river." in lexical(carried)
-    assert "Nice. Anything else new?" not in lexical(carried)  # only the turn right after a hit
-
-
 def test_unknown_user(memory):
     assert memory.search("nobody", "anything") == []
     assert memory.list("nobody").total == 0

@@ -139,11 +139,6 @@ class UserIndex:
         session, turn = self.sessions[n], int(self.turns[n])
         return [i for i in (self.id_at(session, turn - 1), self.id_at(session, turn + 1)) if i is not None]
 
-    def next_turn(self, episode_id: str) -> str | None:
-        """Id of the turn just after an episode in its session."""
-        n = self.row_of.get(episode_id)
-        return None if n is None else self.id_at(self.sessions[n], int(self.turns[n]) + 1)
-
     def event_time_us(self, episode_id: str) -> int | None:
         n = self.row_of.get(episode_id)
         return None if n is None else int(self.times_us[n])

@@ -5,8 +5,11 @@ about time?); retrieve reads the tiers as the route's plan says: episodes by
 hybrid search (with profile statements weighing more for abstraction and
 generalization), profile statements and summaries, and for generalization the
 graph facts of the entities the question names; assemble keeps what fits the
-token budget, in the route's order; answer is extractive, or a chat model's
-grounded reply (falling back to extractive if the call fails); trace stores the
+token budget, in the route's order; answer is the LLM-free answer (a profile
+slot's value, else extractive) or a chat model's grounded reply, checked: a
+reply the context does not support, an abstention where the rules found an
+answer, or one that misses the profile's current value gives way to the
+LLM-free answer, and ``Answer.reason`` says which path answered; trace stores the
 question, route, evidence and answer under an id that feedback can refer to.
 ``Memory.ask`` runs it.
 """
@@ -111,14 +114,28 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         return {"used": used, "context": context, "tokens": tokens}
 
     def answer(state: AnswerState) -> AnswerState:
+        ruled = rules_answer(state)
+        if not (llm.enabled and state["used"]):
+            return ruled
+        profile = tiers.profile(state["user_id"])
+        current = [profile.statements[n] for n in profile.active(state["now"])]
+        system, prompt = answering.grounded_prompt(
+            state["question"], answering.dated_context(state["used"]), state["decision"].route, state["now"],
+            answering.profile_lines(current))
+        reply = llm.text(system, prompt)
+        if reply is None:
+            return {**ruled, "reason": f"{ruled['reason']} (the chat model failed)"}
+        reply = reply.strip()
+        overruled = answering.overrule(reply, ruled, state["context"], state["question"], state["decision"].route)
+        if overruled is not None:
+            llm.reject(f"answer: {overruled}")
+            return {**ruled, "llm_calls": 1, "reason": f"{ruled['reason']} (chat model overruled: {overruled})"}
+        return {"text": reply, "abstained": answering.is_abstention(reply), "reason": "chat model",
+                "llm_calls": 1, "sources": [e.id for e in state["used"][:3]], "used": state["used"]}
+
+    def rules_answer(state: AnswerState) -> AnswerState:
+        """The LLM-free answer: a profile slot's current value, else the best extractive sentence."""
         question, decision, user_id = state["question"], state["decision"], state["user_id"]
-        if llm.enabled and state["used"]:
-            system, prompt = answering.grounded_prompt(question, state["context"], decision.route, state["now"])
-            reply = llm.text(system, prompt)
-            if reply is not None:
-                reply = reply.strip()
-                return {"text": reply, "abstained": reply.startswith(answering.NOT_IN_MEMORY.rstrip(".")),
-                        "reason": "chat model", "llm_calls": 1, "sources": [e.id for e in state["used"][:3]]}
         people = {p for p in deps.episodes.speakers(user_id) if p.lower() not in GENERIC_ROLES}
         named = answering.names_in(question, people)
         profile = tiers.profile(user_id)

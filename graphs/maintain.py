@@ -29,7 +29,7 @@ import numpy as np
 from langgraph.graph import END, START, StateGraph
 
 from memagent.deps import Deps
-from memagent.extraction import extract
+from memagent.extraction import NON_USER_ROLES, extract, speaker_name
 from memagent.extraction_llm import llm_extract
 from memagent.policies import forgetting
 from memagent.policies.forgetting import Decision, episode_importance, importance_of_statement, relation_importance
@@ -74,13 +74,13 @@ def build_consolidate_graph(deps: Deps) -> Any:
         for episode in state["episodes"]:
             ruled = extract(episode)
             found = None
-            if llm.enabled:
-                found = llm_extract(llm, episode, ruled[0].subject if ruled else episode.role)
+            if llm.enabled and episode.role.lower() not in NON_USER_ROLES:
+                rejected: Counter[str] = Counter()
+                found = llm_extract(llm, episode, speaker_name(episode), ruled, rejected)
                 counts["llm_calls"] += 1
+                counts.update({f"rejected: {reason}": n for reason, n in rejected.items()})
                 if found is None:
                     counts["fallbacks"] += 1
-                elif found and ruled:  # the graph still reads its relations from the rules
-                    found = [_with_triples(found[0], ruled), *found[1:]]
             candidates += ruled if found is None else found
         counts["candidates"] = len(candidates)
         return {"candidates": candidates, "counts": counts}
@@ -158,10 +158,6 @@ def build_consolidate_graph(deps: Deps) -> Any:
     graph.add_conditional_edges("load", has_work, ["extract", END])
     graph.add_edge("write", END)
     return graph.compile(name="memagent.consolidate")
-
-
-def _with_triples(candidate: Candidate, ruled: list[Candidate]) -> Candidate:
-    return replace(candidate, triples=tuple(t for c in ruled for t in c.triples))
 
 
 def note_importance(usage: UserUsage, state: MaintainState, profile: UserProfile) -> list[Usage]:

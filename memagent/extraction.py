@@ -188,7 +188,12 @@ def resolve_dates(sentence: str, episode: Episode) -> str:
     >>> resolve_dates("I've run daily since last month.", Episode("e", "u", "s", "Jo", "", now, now))
     "I've run daily since April 2023."
     """
-    for rng in find_time_ranges(sentence, episode.event_time, future=bool(_FUTURE.search(sentence))):
+    return resolve_dates_at(sentence, episode.event_time)
+
+
+def resolve_dates_at(sentence: str, when: datetime) -> str:
+    """``resolve_dates`` against a given time rather than an episode's."""
+    for rng in find_time_ranges(sentence, when, future=bool(_FUTURE.search(sentence))):
         found = _absolute(rng)
         match = re.search(rf"(?<!\w){re.escape(rng.expression)}(?!\w)", sentence)
         if found and match:

@@ -4,7 +4,8 @@ Any LangChain ``BaseChatModel`` works. A structured answer is asked for with the
 model's own structured-output support when it has one, else with a JSON prompt
 built from the pydantic schema; either way the result is validated, and output
 that fails validation returns ``None`` so the caller falls back to its LLM-free
-path. Calls and failures are counted, never silent.
+path. Calls, failures and the outputs a content check rejected are counted per
+reason (``rejected``) and logged at WARNING, at most once a minute per reason.
 
 >>> adapter = ChatAdapter(None)
 >>> adapter.enabled, adapter.calls
@@ -17,6 +18,8 @@ import json
 import logging
 import re
 import threading
+import time
+from collections import Counter
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +28,7 @@ from memagent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+WARN_EVERY_S = 60.0
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.M)
 
 
@@ -46,6 +50,10 @@ def chat_model(value: Any) -> Any | None:
     it cannot be made, at construction rather than at the first call."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().startswith("gguf:"):
+        from memagent.llm_gguf import GGUFChatModel
+
+        return GGUFChatModel(model_path=value.strip()[len("gguf:"):])
     if isinstance(value, str):
         if not value.strip():
             raise ConfigError("llm must name a model, such as 'openai:gpt-4o-mini' or 'ollama:llama3.2'")
@@ -71,11 +79,25 @@ class ChatAdapter:
         self.model = model
         self.calls = 0
         self.failures = 0
+        self.rejected: Counter[str] = Counter()
+        self._warned: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self.model is not None
+
+    def reject(self, reason: str, detail: str = "", count: int = 1) -> None:
+        """Count an output a check rejected or overruled; WARNING at most once a minute per reason."""
+        with self._lock:
+            self.rejected[reason] += count
+            total, now = self.rejected[reason], time.monotonic()
+            quiet = now - self._warned.get(reason, -WARN_EVERY_S) < WARN_EVERY_S
+            if not quiet:
+                self._warned[reason] = now
+        if not quiet:
+            log.warning("chat model: %s%s (%d so far; the LLM-free path was used)", reason,
+                        f": {detail}" if detail else "", total)
 
     def _count(self, failed: bool) -> None:
         with self._lock:
@@ -91,25 +113,29 @@ class ChatAdapter:
         try:
             reply = self.model.invoke([SystemMessage(system), HumanMessage(user)])
         except Exception as exc:  # a remote model may fail in any way; the caller falls back
-            log.warning("chat model call failed: %r", exc)
             self._count(True)
+            self.reject("call failed", repr(exc)[:200])
             return None
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         self._count(False)
         return content
 
-    def structured(self, schema: type[M], system: str, user: str) -> M | None:
-        """An answer validated against ``schema``, or None (no model, failed call, bad output)."""
+    def structured(self, schema: type[M], system: str, user: str, shown: type[BaseModel] | None = None) -> M | None:
+        """An answer validated against ``schema``, or None (no model, failed call, bad output).
+
+        ``shown`` is the schema the model is asked to fill, when it is stricter than the one
+        its reply is read with (so that one bad item is dropped by the caller, not the reply)."""
         if self.model is None:
             return None
+        shown = shown or schema
         try:
-            runnable = self.model.with_structured_output(schema)
+            runnable = self.model.with_structured_output(shown if shown is schema else shown.model_json_schema())
         except (NotImplementedError, AttributeError, ValueError):
             runnable = None
         if runnable is not None:
             return self._structured_native(runnable, schema, system, user)
         prompt = (f"{system}\n\nReply with one JSON object and nothing else, matching this JSON "
-                  f"schema:\n{json.dumps(schema.model_json_schema())}")
+                  f"schema:\n{json.dumps(shown.model_json_schema())}")
         reply = self.text(prompt, user)
         if reply is None:
             return None
@@ -117,7 +143,7 @@ class ChatAdapter:
         if parsed is None:
             with self._lock:
                 self.failures += 1
-            log.info("chat model output failed %s validation; falling back", schema.__name__)
+            self.reject("invalid reply", schema.__name__)
         return parsed
 
     def _structured_native(self, runnable: Any, schema: type[M], system: str, user: str) -> M | None:
@@ -127,8 +153,9 @@ class ChatAdapter:
             result = runnable.invoke([SystemMessage(system), HumanMessage(user)])
             parsed = result if isinstance(result, schema) else schema.model_validate(result)
         except Exception as exc:  # parse errors and transport errors alike fall back
-            log.info("structured output failed: %r", exc)
             self._count(True)
+            self.reject("invalid reply", schema.__name__)
+            log.debug("structured output failed: %r", exc)
             return None
         self._count(False)
         return parsed

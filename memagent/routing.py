@@ -2,9 +2,11 @@
 
 The prototype questions (``memagent.policies.routing.PROTOTYPES``) are embedded
 once per router, on first use, so routing a question costs one embedding of
-that question. An optional chat model may then choose the route itself; when it
-answers with something that does not validate, the LLM-free decision stands and
-``fallbacks`` counts it.
+that question. An optional chat model's choice is one more signal: it adds
+``policy.LLM_VOTE`` to its route's score, so it decides where the rules are
+unsure and a clear cue still stands (a choice that loses is counted as
+``route overruled`` on the adapter). When its reply does not validate, the
+LLM-free decision stands and ``fallbacks`` counts it.
 
 >>> from memagent.embeddings import default_embedder
 >>> Router(default_embedder()).route("Should I visit Porto or Seville?").route.value  # doctest: +SKIP
@@ -14,7 +16,6 @@ answers with something that does not validate, the LLM-free decision stands and
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ class Router:
         return {route: float(np.max(rows @ vector)) for route, rows in prototypes.items()}
 
     def route(self, question: str, vector: np.ndarray | None = None) -> RouteDecision:
-        """The route for ``question``: the chat model's choice if it gives a valid one."""
+        """The route for ``question``: the rules' scores with the chat model's vote added."""
         decision = policy.classify(question, self.similarities(question, vector))
         if self.llm is None or not self.llm.enabled:
             return decision
@@ -83,4 +84,7 @@ class Router:
         if choice is None:
             self.fallbacks += 1
             return decision
-        return replace(decision, route=choice.route, reason="llm")
+        voted = policy.with_vote(decision, choice.route)
+        if voted.route is not choice.route:
+            self.llm.reject("route overruled")
+        return voted

@@ -295,6 +295,12 @@ class Answer:
     reason: str = ""
 
     @property
+    def path(self) -> str:
+        """Which path produced the text: ``"llm"`` (a chat model's reply that passed the checks)
+        or ``"rules"`` (the LLM-free answer; ``reason`` says why, and whether a reply was overruled)."""
+        return "llm" if self.reason == "chat model" else "rules"
+
+    @property
     def episode_ids(self) -> list[str]:
         """Source episodes of the evidence, best first, each once."""
         return list(dict.fromkeys(i for e in self.evidence for i in e.episode_ids))

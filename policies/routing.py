@@ -233,14 +233,36 @@ def classify(question: str, similarities: Mapping[Route, float] | None = None) -
     return RouteDecision(route, temporal, scores, reason)
 
 
+# What a chat model's choice of route adds to that route's score: the weight of a medium cue,
+# so the model decides where the rules are unsure and a clear cue still stands. Set a priori
+# against the cue weights; benchmarks/llm_path.py reports routing with it.
+LLM_VOTE = 0.2
+
+
+def with_vote(decision: RouteDecision, route: Route, weight: float = LLM_VOTE) -> RouteDecision:
+    """The decision with a chat model's vote for ``route`` added to the scores: the model's route
+    wins (reason ``"llm"``) only when the vote carries it past the rules' best.
+
+    >>> d = RouteDecision(Route.EXTRACTION, False, {Route.EXTRACTION: 1.0, Route.ABSTRACTION: 0.9})
+    >>> with_vote(d, Route.ABSTRACTION).route.value, with_vote(d, Route.ABSTRACTION, 0.05).route.value
+    ('abstraction', 'extraction')
+    """
+    scores = {**decision.scores}
+    scores[route] = scores.get(route, 0.0) + weight
+    best = max(scores, key=lambda r: (scores[r], r is decision.route))
+    if best is decision.route:
+        return replace(decision, scores=scores)
+    return replace(decision, route=best, scores=scores, reason="llm")
+
+
 def reweighted(decision: RouteDecision, weights: Mapping[Route, float],
                forced: Route | None = None) -> RouteDecision:
     """The decision after the caller's choice and the user's learned route weights.
 
-    A route the caller forces wins. Otherwise each route's score is multiplied by
-    the user's weight for it (feedback on that route's answers), unless a chat
-    model chose the route; the best weighted route replaces the classified one
-    only when it scores higher.
+    A route the caller forces wins. Otherwise each route's score (a chat model's
+    vote included) is multiplied by the user's weight for it (feedback on that
+    route's answers); the best weighted route replaces the classified one only
+    when it scores higher.
 
     >>> d = RouteDecision(Route.EXTRACTION, False, {Route.EXTRACTION: 1.0, Route.ABSTRACTION: 0.9})
     >>> reweighted(d, {Route.EXTRACTION: 0.5}).route.value
@@ -250,7 +272,7 @@ def reweighted(decision: RouteDecision, weights: Mapping[Route, float],
     """
     if forced is not None and forced is not decision.route:
         return replace(decision, route=forced, reason="forced by the caller")
-    if forced is not None or decision.reason == "llm":
+    if forced is not None:
         return decision
     weighted = {r: score * weights.get(r, 1.0) for r, score in decision.scores.items()}
     if not weighted:

@@ -161,21 +161,28 @@ def test_deleting_episodes_and_users_reaches_the_derived_tiers(memory):
     assert memory.profile("u") == []
 
 
-def test_llm_extraction_is_validated_and_falls_back_counted(tmp_path, embedder):
+def test_llm_extraction_is_validated_merged_with_the_rules_and_falls_back_counted(tmp_path, embedder):
     good = json.dumps({"statements": [{"text": "Sam owns a beagle named Biscuit.", "category": "possession",
                                        "confidence": 0.9}]})
     with Memory(tmp_path / "good", embedder=embedder, llm=scripted(good)) as memory:
         say(memory, "u", "s1", "2024-03-02", "Yesterday I adopted a beagle, Biscuit.")
         counts = memory.consolidate("u")
         assert counts["llm_calls"] == 1 and counts.get("fallbacks", 0) == 0
-        assert texts(memory, "u") == ["Sam owns a beagle named Biscuit."]
+        found = texts(memory, "u")  # the model's statement joins the rules' one, it does not replace it
+        assert "Sam owns a beagle named Biscuit." in found and any("1 March 2024" in t for t in found)
         prompt = memory.llm.model.prompts[0][1].content
         assert "Yesterday I adopted a beagle" in prompt and "a JSON string" in prompt
-    broken = json.dumps({"statements": [{"text": "x", "category": "astrology"}]})
-    with Memory(tmp_path / "bad", embedder=embedder, llm=scripted(broken)) as memory:
+    one_bad = json.dumps({"statements": [{"text": "x", "category": "astrology"},
+                                         {"text": "Sam has a beagle called Biscuit.", "category": "possession"}]})
+    with Memory(tmp_path / "one_bad", embedder=embedder, llm=scripted(one_bad)) as memory:
+        say(memory, "u", "s1", "2024-03-02", "Yesterday I adopted a beagle, Biscuit.")
+        counts = memory.consolidate("u")  # one bad field drops that statement, not the episode
+        assert counts.get("fallbacks", 0) == 0 and counts["rejected: invalid field"] == 1
+        assert "Sam has a beagle called Biscuit." in texts(memory, "u")
+    with Memory(tmp_path / "bad", embedder=embedder, llm=scripted("Sure! Sam adopted a dog.")) as memory:
         say(memory, "u", "s1", "2024-03-02", "Yesterday I adopted a beagle, Biscuit.")
         counts = memory.consolidate("u")
-        assert counts["fallbacks"] == 1 and memory.llm.failures == 1
+        assert counts["fallbacks"] == 1 and memory.llm.failures == 1 and memory.llm.rejected["invalid reply"] == 1
         assert any("1 March 2024" in t for t in texts(memory, "u"))  # the rules took over
 
 

@@ -128,11 +128,17 @@ def test_routing_costs_one_embedding_per_question(embedder):
     assert counting.texts == prototypes + 3
 
 
-def test_llm_choice_overrides_the_route(embedder):
-    router = Router(embedder, ChatAdapter(scripted('{"route": "generalization"}')))
-    decision = router.route("When did I adopt Rex?")
-    assert (decision.route, decision.reason, decision.temporal) == (Route.GENERALIZATION, "llm", True)
-    assert router.fallbacks == 0
+def test_the_llm_route_is_one_vote_it_decides_unsure_questions_and_a_clear_cue_stands(embedder):
+    adapter = ChatAdapter(scripted('{"route": "generalization"}'))
+    router = Router(embedder, adapter)
+    unsure = "Tell me about my trip to Lisbon."  # the rules' best two routes are close
+    rules = Router(embedder).route(unsure)
+    assert rules.route is Route.EXTRACTION
+    decision = router.route(unsure)
+    assert (decision.route, decision.reason) == (Route.GENERALIZATION, "llm")
+    clear = router.route("When did I adopt Rex?")  # "when did" + past tense: a clear extraction cue
+    assert (clear.route, clear.temporal) == (Route.EXTRACTION, True) and clear.reason != "llm"
+    assert adapter.rejected["route overruled"] == 1 and router.fallbacks == 0
 
 
 @pytest.mark.parametrize("reply", ["I think it is an extraction.", '{"route": "gossip"}', "{}"])

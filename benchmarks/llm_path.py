@@ -1,7 +1,8 @@
 """The LLM path against the LLM-free path, with real local chat models, in one run (issue 18).
 
     python benchmarks/llm_path.py --model 0.5b=/models/qwen05.gguf --model 1.5b=/models/qwen15.gguf \
-        --locomo ../shared/data/locomo/locomo_dev.json --longmemeval ../shared/data/longmemeval/longmemeval_oracle_dev.json
+        --locomo ../shared/data/locomo/locomo_dev.json \
+        --longmemeval ../shared/data/longmemeval/longmemeval_oracle_dev.json
 
 Paths: ``none`` (no LLM) and one per ``--model NAME=FILE.gguf`` (``memagent[gguf]``, 1
 thread). Measured for each, on the same data:
@@ -267,9 +268,9 @@ def print_report(result: dict[str, Any]) -> None:
             f"{result['paths'][p]['seconds'].get(step) or 0:.2f}" for p in paths) + " |")
     msteps = sorted({s for p in paths for s in result["paths"][p]["model_seconds"]})
     for step in msteps:
-        print(f"| model seconds per call: {step} (calls) | " + " | ".join(
-            f"{result['paths'][p]['model_seconds'].get(step) or 0:.2f} ({result['paths'][p]['model_calls'].get(step, 0)})"
-            for p in paths) + " |")
+        cells = [f"{result['paths'][p]['model_seconds'].get(step) or 0:.2f} "
+                 f"({result['paths'][p]['model_calls'].get(step, 0)})" for p in paths]
+        print(f"| model seconds per call: {step} (calls) | " + " | ".join(cells) + " |")
     reasons = sorted({k for p in paths for k in result["paths"][p]["counts"]})
     for reason in reasons:
         print(f"| {reason} | " + " | ".join(str(result["paths"][p]["counts"].get(reason, 0)) for p in paths) + " |")

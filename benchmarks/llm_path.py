@@ -43,8 +43,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
 
 from memagent import Memory
 from memagent.embeddings import default_embedder
@@ -77,11 +78,20 @@ class CachedGGUF(GGUFChatModel):
 
     cache_file: str
     name: str
+    _cache: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+    _seconds: dict[str, list[float]] = PrivateAttr(default_factory=lambda: defaultdict(list))
+    _fresh: list[int] = PrivateAttr(default_factory=lambda: [0])
+
+    @property
+    def seconds(self) -> dict[str, list[float]]:
+        return self._seconds
+
+    @property
+    def fresh(self) -> int:
+        return self._fresh[0]
 
     def model_post_init(self, context: Any) -> None:
-        self._cache: dict[str, dict[str, Any]] = {}
-        self.seconds: dict[str, list[float]] = defaultdict(list)
-        self.fresh = 0
+        super().model_post_init(context)
         path = Path(self.cache_file)
         if path.exists():
             for line in path.read_text("utf-8").splitlines():
@@ -101,12 +111,10 @@ class CachedGGUF(GGUFChatModel):
             entry = {"key": key, "step": step_of(messages), "text": str(result.generations[0].message.content),
                      "seconds": time.perf_counter() - started}
             self._cache[key] = entry
-            self.fresh += 1
+            self._fresh[0] += 1
             with open(self.cache_file, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
-        self.seconds[entry["step"]].append(entry["seconds"])
-        from langchain_core.messages import AIMessage
-        from langchain_core.outputs import ChatGeneration
+        self._seconds[entry["step"]].append(entry["seconds"])
         return ChatResult(generations=[ChatGeneration(message=AIMessage(entry["text"]))])
 
 
@@ -119,9 +127,10 @@ def passes(answer: Any, item: dict[str, Any]) -> bool:
 
 def lives(root: Path, embedder: Any, model: Any, rows: list[dict[str, Any]], counts: Counter[str],
           seconds: dict[str, list[float]]) -> None:
+    """Every made-up life as a user of one memory (as one assistant process serves many users)."""
     data = json.loads(LIVES.read_text("utf-8"))
-    for life in data["users"]:
-        with Memory(root / life["user"], embedder=embedder, llm=model) as memory:
+    with Memory(root, embedder=embedder, llm=model) as memory:
+        for life in data["users"]:
             n = 0
             for s, session in enumerate(life["sessions"]):
                 messages = [{"id": f"{s}-{t}", "role": role, "text": text, "timestamp": session["date"]}
@@ -132,6 +141,7 @@ def lives(root: Path, embedder: Any, model: Any, rows: list[dict[str, Any]], cou
             report = memory.consolidate(life["user"])
             seconds["consolidate per episode"].append((time.perf_counter() - started) / max(n, 1))
             counts.update({k: v for k, v in report.items() if k.startswith("rejected") or k == "fallbacks"})
+        for life in data["users"]:
             for item in life["questions"]:
                 started = time.perf_counter()
                 answer = memory.ask(life["user"], item["q"], at=life["at"])
@@ -139,8 +149,8 @@ def lives(root: Path, embedder: Any, model: Any, rows: list[dict[str, Any]], cou
                 rows.append({"set": "lives", "user": life["user"], "question": item["q"], "pass": passes(answer, item),
                              "route": answer.route.value, "gold_route": item["route"], "path": answer.path,
                              "reason": answer.reason, "answer": answer.text})
-            counts.update({f"adapter: {k}": v for k, v in memory.llm.rejected.items()
-                           if k.startswith("answer") or k.startswith("route") or k == "call failed"})
+        counts.update({f"adapter: {k}": v for k, v in memory.llm.rejected.items()
+                       if k.startswith("answer") or k.startswith("route") or k == "call failed"})
 
 
 def locomo_sample(path: str, conversations: int, per_category: int) -> list[tuple[Any, Any]]:

@@ -7,9 +7,9 @@ generalization), profile statements and summaries, and for generalization the
 graph facts of the entities the question names; assemble keeps what fits the
 token budget, in the route's order; answer is the LLM-free answer (a profile
 slot's value, else extractive) or a chat model's grounded reply, checked: a
-reply the context does not support, an abstention where the rules found an
-answer, or one that misses the profile's current value gives way to the
-LLM-free answer, and ``Answer.reason`` says which path answered; trace stores the
+reply the rules' best sentences for the question do not support, an abstention
+where the rules found an answer, or one that misses the profile's current value
+gives way to the LLM-free answer, and ``Answer.reason`` says which path answered; trace stores the
 question, route, evidence and answer under an id that feedback can refer to.
 ``Memory.ask`` runs it.
 """
@@ -59,6 +59,7 @@ class AnswerState(TypedDict, total=False):
     reason: str
     llm_calls: int
     sources: list[str]
+    support: list[str]  # what a chat model's answer must be backed by: the rules' best sentences
     answer: Answer
 
 
@@ -126,7 +127,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         if reply is None:
             return {**ruled, "reason": f"{ruled['reason']} (the chat model failed)"}
         reply = reply.strip()
-        overruled = answering.overrule(reply, ruled, state["context"], state["question"], state["decision"].route)
+        overruled = answering.overrule(reply, ruled, state["question"], state["decision"].route)
         if overruled is not None:
             llm.reject(f"answer: {overruled}")
             return {**ruled, "llm_calls": 1, "reason": f"{ruled['reason']} (chat model overruled: {overruled})"}
@@ -145,7 +146,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         if current is not None:
             return {"text": current.value or "", "abstained": False, "reason": f"profile: {current.slot}",
                     "llm_calls": 0, "sources": [current.id, *current.evidence_ids],
-                    "used": [_evidence(current, 1.0), *state["used"]]}
+                    "used": [_evidence(current, 1.0), *state["used"]], "support": [current.text]}
         # Sentences are matched to the question without its names: who said what is
         # weighed apart (speaker_first, about), so a sentence that merely names the
         # person asked about does not outrank the one that answers.
@@ -153,17 +154,20 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
                                             state["used"][:settings.answer_evidence],
                                             decision.temporal, lambda q, texts: similarity(user_id, q, texts))
         if not ranked:
-            return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0}
+            return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0,
+                    "support": []}
+        support = answering.support_of(ranked[:policy.SUPPORT_SENTENCES], decision.temporal)
         best = best_similarity(state)
         stop, reason = policy.abstain(best_similarity=best, min_similarity=settings.min_similarity,
                                       about_named=answering.about(ranked, named, policy.SPEAKER_MARGIN, people),
                                       named=named)
         if stop:
-            return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0}
+            return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0,
+                    "support": support}
         ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN, people)
         text, item = answering.extractive(question, decision.route, ranked, decision.temporal)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
-                "sources": [item.id] if item is not None else []}
+                "sources": [item.id] if item is not None else [], "support": support}
 
     def best_similarity(state: AnswerState) -> float:
         """How close the best of the top evidence is to the question (stored vectors where they

@@ -492,16 +492,32 @@ def is_abstention(reply: str) -> bool:
     return reply.strip().lower().startswith(NOT_IN_MEMORY.rstrip(".").lower())
 
 
-def overrule(reply: str, ruled: Mapping[str, Any], context: str, question: str, route: Route) -> str | None:
+def support_of(ranked: Sequence[tuple[float, str, Evidence]], temporal: bool) -> list[str]:
+    """What a chat model's answer must be backed by: the given best-ranked sentences, their
+    relative dates resolved, and (unless the question is about time, where the date of a
+    message is not the date of what it tells) the date of each one's memory."""
+    out = []
+    for _score, sentence, item in ranked:
+        when = item.event_time
+        out.append(resolve_dates_at(sentence, when) if when else sentence)
+        if when and not temporal:
+            out.append(f"{when:%-d %B %Y}")
+    return out
+
+
+def overrule(reply: str, ruled: Mapping[str, Any], question: str, route: Route) -> str | None:
     """Why a chat model's reply gives way to the LLM-free answer ``ruled``, or None when it stands:
     it abstains where the rules found an answer; it misses the value the profile holds for the
-    slot asked; or, outside generalization (which may add world knowledge), the context and
-    question do not support it (``memagent.llm_checks``)."""
+    slot asked; or, outside generalization (which may add world knowledge), it is not backed
+    (``memagent.llm_checks.supported``) by the question and ``ruled["support"]``, the sentences
+    the rules rank best for the question: a fact taken from a memory about something else, or
+    a message's date given for the date of what it tells, is caught there."""
     if is_abstention(reply):
         return None if ruled["abstained"] else "abstained despite evidence"
     if str(ruled["reason"]).startswith("profile:") and not supported(str(ruled["text"]), reply):
         return "misses the profile value"
-    if route is not Route.GENERALIZATION and not supported(reply, f"{context}\n{question}"):
+    source = "\n".join([*ruled.get("support", []), question])
+    if route is not Route.GENERALIZATION and not supported(reply, source):
         return "unsupported answer"
     return None
 

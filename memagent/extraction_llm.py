@@ -16,25 +16,30 @@ checks (``memagent.llm_checks``), the rules being the floor:
   rules read in the same episode is theirs: the statement stays, without the
   slot (``slot read by the rules``).
 
-The rules' statements for the episode are always kept; the model's statements
+A statement written in the first person is rewritten in the third, as the rules
+write theirs. The rules' statements for the episode are always kept (one that
+holds the value of a slot the model filled, checked, takes that slot); the model's statements
 are added to them. Assistant and other non-user turns are never sent. Reasons
 are counted on the adapter (``ChatAdapter.rejected``).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from memagent.extraction import NON_USER_ROLES, resolve_dates
+from memagent.extraction import NON_USER_ROLES, resolve_dates, rewrite_pronouns
 from memagent.llm import ChatAdapter
 from memagent.llm_checks import rule_slot_family, speaker_states, supported
 from memagent.quoting import label, quoted
 from memagent.types import Candidate, Category, Episode
 
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I’m|me|my|mine|we|our|us)\b")
 _CATEGORIES = tuple(c.value for c in Category if c is not Category.SUMMARY)
 
 SYSTEM = (
@@ -89,7 +94,19 @@ def llm_extract(adapter: ChatAdapter, episode: Episode, subject: str, ruled: lis
         if tally is not None:
             tally[reason] += 1
 
-    return ruled + checked(reject, result.statements, episode, subject, ruled)
+    found = checked(reject, result.statements, episode, subject, ruled)
+    return [_with_slot(c, found) for c in ruled] + found
+
+
+def _with_slot(rule: Candidate, found: list[Candidate]) -> Candidate:
+    """The rules' statement with the slot a checked model statement fills, when the rules read
+    none and their text holds the value (near-duplicates merge, and the rules' text is kept)."""
+    if rule.slot is not None:
+        return rule
+    for c in found:
+        if c.slot and c.value and c.subject == rule.subject and supported(c.value, rule.text):
+            return replace(rule, slot=c.slot, value=c.value)
+    return rule
 
 
 def checked(reject: Callable[[str], None], raw: list[Any], episode: Episode, subject: str,
@@ -124,7 +141,10 @@ def checked(reject: Callable[[str], None], raw: list[Any], episode: Episode, sub
         if slot is not None and slot in ruled_slots:
             reject("slot read by the rules")
             slot, value = None, None
-        out.append(Candidate(subject=about, text=s.text.strip(), category=Category(s.category),
+        text = s.text.strip()
+        if _FIRST_PERSON.search(text):  # written as the speaker: make it stand alone as the rules do
+            text = rewrite_pronouns(text, subject)
+        out.append(Candidate(subject=about, text=text, category=Category(s.category),
                              confidence=s.confidence, episode_id=episode.id, session_id=episode.session_id,
                              event_time=episode.event_time, slot=slot, value=value if slot else None))
     return out

@@ -2,10 +2,12 @@
 
 The prototype questions (``memagent.policies.routing.PROTOTYPES``) are embedded
 once per router, on first use, so routing a question costs one embedding of
-that question. An optional chat model's choice is one more signal: it adds
-``policy.LLM_VOTE`` to its route's score, so it decides where the rules are
-unsure and a clear cue still stands (a choice that loses is counted as
-``route overruled`` on the adapter). When its reply does not validate, the
+that question. An optional chat model's choice is one more signal: it adds up
+to ``policy.LLM_VOTE`` to its route's score, so it decides where the rules are
+unsure and a clear cue still stands; the vote is scaled by how often the model
+agreed with the rules where they were sure (``policy.vote_weight``), so a model
+that routes everything one way gets no say. A choice that loses is counted as
+``route overruled`` on the adapter. When its reply does not validate, the
 LLM-free decision stands and ``fallbacks`` counts it.
 
 >>> from memagent.embeddings import default_embedder
@@ -52,6 +54,7 @@ class Router:
         self.embedder = embedder
         self.llm = llm if isinstance(llm, ChatAdapter) or llm is None else ChatAdapter(llm)
         self.fallbacks = 0
+        self.agreed = self.asked = 0  # the model's choices where the rules were sure
         self._prototypes: dict[Route, np.ndarray] | None = None
         self._lock = threading.Lock()
 
@@ -84,7 +87,12 @@ class Router:
         if choice is None:
             self.fallbacks += 1
             return decision
-        voted = policy.with_vote(decision, choice.route)
+        with self._lock:
+            if policy.margin(decision) >= policy.LLM_VOTE:
+                self.asked += 1
+                self.agreed += int(choice.route is decision.route)
+            weight = policy.vote_weight(self.agreed, self.asked)
+        voted = policy.with_vote(decision, choice.route, weight)
         if voted.route is not choice.route:
             self.llm.reject("route overruled")
         return voted

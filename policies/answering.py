@@ -125,3 +125,8 @@ def names_someone_else(question: str, people: set[str]) -> bool:
     """
     known = {p.lower() for p in people} | {"i"}
     return any(m.group(1).lower() not in known for m in _CAPITALISED.finditer(question) if m.start() > 0)
+
+
+# How many of the rules' best-ranked sentences a chat model's answer may draw on (outside
+# generalization): set a priori, a little more than the few sentences an answer rests on.
+SUPPORT_SENTENCES = 5

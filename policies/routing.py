@@ -233,10 +233,30 @@ def classify(question: str, similarities: Mapping[Route, float] | None = None) -
     return RouteDecision(route, temporal, scores, reason)
 
 
-# What a chat model's choice of route adds to that route's score: the weight of a medium cue,
-# so the model decides where the rules are unsure and a clear cue still stands. Set a priori
-# against the cue weights; benchmarks/llm_path.py reports routing with it.
+# What a chat model's choice of route adds to that route's score, at most: the weight of a
+# medium cue, so the model decides where the rules are unsure and a clear cue still stands.
+# The vote is scaled by how often the model agreed with the rules where they were sure (a
+# margin of LLM_VOTE or more, where its vote cannot change the route anyway), against
+# AGREEMENT_PRIOR disagreements assumed at the start: a model that routes everything one way
+# gets no say. Both set a priori; benchmarks/llm_path.py reports routing with them and
+# cross-validates the vote.
 LLM_VOTE = 0.2
+AGREEMENT_PRIOR = 5
+
+
+def margin(decision: RouteDecision) -> float:
+    """How far the chosen route's score is ahead of the next best."""
+    ranked = sorted(decision.scores.values(), reverse=True)
+    return ranked[0] - ranked[1] if len(ranked) > 1 else float("inf")
+
+
+def vote_weight(agreed: int, asked: int, vote: float = LLM_VOTE, prior: int = AGREEMENT_PRIOR) -> float:
+    """A chat model's vote after it agreed ``agreed`` times out of ``asked`` with sure rules.
+
+    >>> vote_weight(0, 0), vote_weight(0, 30), round(vote_weight(27, 30), 3)
+    (0.0, 0.0, 0.154)
+    """
+    return vote * agreed / (asked + prior)
 
 
 def with_vote(decision: RouteDecision, route: Route, weight: float = LLM_VOTE) -> RouteDecision:

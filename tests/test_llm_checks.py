@@ -122,7 +122,7 @@ def test_a_statement_with_one_bad_field_is_dropped_alone(tmp_path, embedder):
 
 
 def test_a_slot_the_speaker_states_is_taken_from_the_model(tmp_path, embedder):
-    reply = json.dumps({"statements": [{"text": "Maya moved to Braga.", "category": "location",
+    reply = json.dumps({"statements": [{"text": "I settled down in Braga.", "category": "location",
                                         "slot": "home", "value": "Braga"}]})
     with Memory(tmp_path / "m", embedder=embedder, llm=scripted(reply)) as memory:
         memory.add("maya", [{"role": "Maya", "text": "We finally settled down in Braga this spring!",
@@ -130,6 +130,21 @@ def test_a_slot_the_speaker_states_is_taken_from_the_model(tmp_path, embedder):
         counts = memory.consolidate("maya")
         assert sum(v for k, v in counts.items() if k.startswith("rejected")) == 0
         assert slots(memory, "2024-06-01") == {"home": "Braga"}
+        held = {s.text: s.slot for s in memory.profile("maya") if s.kind == "statement"}
+        assert held == {"Maya and family finally settled down in Braga this spring.": "home"}  # the rules' text
+
+
+def test_a_first_person_statement_is_rewritten_to_stand_alone():
+    from datetime import datetime, timezone
+
+    from memagent.extraction_llm import checked
+    from memagent.types import Episode
+
+    when = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    episode = Episode("e", "u", "s", "Maya", "I adopted a parrot called Kiwi.", when, when)
+    found = checked(lambda reason: None, [{"text": "I adopted my parrot Kiwi.", "category": "possession"}],
+                    episode, "Maya", [])
+    assert [c.text for c in found] == ["Maya adopted Maya's parrot Kiwi."]
 
 
 @pytest.mark.parametrize("reply, reason", [

@@ -128,17 +128,33 @@ def test_routing_costs_one_embedding_per_question(embedder):
     assert counting.texts == prototypes + 3
 
 
-def test_the_llm_route_is_one_vote_it_decides_unsure_questions_and_a_clear_cue_stands(embedder):
-    adapter = ChatAdapter(scripted('{"route": "generalization"}'))
-    router = Router(embedder, adapter)
+def router_with(embedder, respond) -> tuple[Router, ChatAdapter]:
+    adapter = ChatAdapter(scripted(lambda messages: json.dumps({"route": respond(str(messages[-1].content))})))
+    return Router(embedder, adapter), adapter
+
+
+SURE = ["When did I adopt Rex?", "Where did I park the car yesterday?", "How many cousins does Maya have?",
+        "When did Ravi start his company?", "What did I order at the sushi place?", "Who did Alex meet in Rome?"]
+
+
+def test_the_llm_route_is_one_vote_earned_by_agreeing_where_the_rules_are_sure(embedder):
     unsure = "Tell me about my trip to Lisbon."  # the rules' best two routes are close
-    rules = Router(embedder).route(unsure)
-    assert rules.route is Route.EXTRACTION
+    assert Router(embedder).route(unsure).route is Route.EXTRACTION
+    assert all(routing.margin(Router(embedder).route(q)) >= routing.LLM_VOTE for q in SURE)
+    # a model that agrees with the sure rules earns a vote, and its vote settles the unsure question
+    router, adapter = router_with(embedder, lambda q: "generalization" if "Lisbon" in q else "extraction")
+    assert router.route(unsure).route is Route.EXTRACTION  # no say before it has agreed with anything
+    for question in SURE:
+        assert router.route(question).route is Route.EXTRACTION
     decision = router.route(unsure)
     assert (decision.route, decision.reason) == (Route.GENERALIZATION, "llm")
-    clear = router.route("When did I adopt Rex?")  # "when did" + past tense: a clear extraction cue
-    assert (clear.route, clear.temporal) == (Route.EXTRACTION, True) and clear.reason != "llm"
-    assert adapter.rejected["route overruled"] == 1 and router.fallbacks == 0
+    assert (router.agreed, router.asked) == (len(SURE), len(SURE))
+    # a model that routes everything one way never gets a say, and each loss is counted
+    router, adapter = router_with(embedder, lambda q: "generalization")
+    for question in SURE:
+        assert router.route(question).route is Route.EXTRACTION
+    assert router.route(unsure).route is Route.EXTRACTION and router.agreed == 0
+    assert adapter.rejected["route overruled"] == len(SURE) + 1 and router.fallbacks == 0
 
 
 @pytest.mark.parametrize("reply", ["I think it is an extraction.", '{"route": "gossip"}', "{}"])

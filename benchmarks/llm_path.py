@@ -232,6 +232,36 @@ def route_votes(embedder: Any, model: Any) -> dict[str, Any]:
             "cv_picks": picks, "model_alone": sum(c is g for *_, c, g in items) / len(items)}
 
 
+def support_sweep(root: Path, embedder: Any, model: Any, values: list[int]) -> dict[str, Any]:
+    """The lives' pass rate for each ``policies.answering.SUPPORT_SENTENCES`` (how many of the rules'
+    best sentences may back a model's answer), and the value chosen by leave-one-user-out CV."""
+    from memagent.policies import answering as answer_policy
+
+    default, by_value = answer_policy.SUPPORT_SENTENCES, {}
+    try:
+        for value in values:
+            answer_policy.SUPPORT_SENTENCES = value
+            rows: list[dict[str, Any]] = []
+            lives(root / f"support-{value}", embedder, model, rows, Counter(), defaultdict(list))
+            by_value[value] = rows
+    finally:
+        answer_policy.SUPPORT_SENTENCES = default
+    users = sorted({r["user"] for r in next(iter(by_value.values()))})
+
+    def rate(value: int, keep: Any) -> float:
+        chosen = [r for r in by_value[value] if keep(r["user"])]
+        return sum(r["pass"] for r in chosen) / len(chosen)
+
+    held, picks = 0, []
+    for user in users:
+        best = max(values, key=lambda v: (rate(v, lambda u, held_out=user: u != held_out), -abs(v - default)))
+        picks.append(best)
+        held += sum(r["pass"] for r in by_value[best] if r["user"] == user)
+    total = len(by_value[values[0]])
+    return {"by_value": {str(v): rate(v, lambda u: True) for v in values}, "cv_pass": held / total,
+            "cv_picks": picks}
+
+
 def summary(rows: list[dict[str, Any]], counts: Counter[str], seconds: dict[str, list[float]],
             model_seconds: dict[str, list[float]]) -> dict[str, Any]:
     def mean(values: list[float]) -> float | None:
@@ -284,6 +314,10 @@ def print_report(result: dict[str, Any]) -> None:
     reasons = sorted({k for p in paths for k in result["paths"][p]["counts"]})
     for reason in reasons:
         print(f"| {reason} | " + " | ".join(str(result["paths"][p]["counts"].get(reason, 0)) for p in paths) + " |")
+    for name, sweep in result.get("support_sweep", {}).items():
+        print(f"\nlives pass rate with {name} by SUPPORT_SENTENCES: "
+              + ", ".join(f"{v}: {pct(a)}" for v, a in sweep["by_value"].items())
+              + f"; leave-one-user-out CV {pct(sweep['cv_pass'])} % (picks {sweep['cv_picks']})")
     for name, votes in result.get("route_votes", {}).items():
         print(f"\nrouting with {name}: model alone {pct(votes['model_alone'])} %, by vote weight "
               + ", ".join(f"{w}: {pct(a)}" for w, a in votes["by_vote"].items())
@@ -300,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--longmemeval", help="a LongMemEval-format file")
     parser.add_argument("--lme-per-type", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--support-sweep", default="", help="e.g. 1,2,3,5: cross-validate SUPPORT_SENTENCES")
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -307,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     embedder = default_embedder()
     locomo = locomo_sample(args.locomo, args.locomo_conversations, args.locomo_per_category) if args.locomo else []
     lme = lme_sample(args.longmemeval, args.lme_per_type) if args.longmemeval else []
-    result: dict[str, Any] = {"paths": {}, "route_votes": {}}
+    result: dict[str, Any] = {"paths": {}, "route_votes": {}, "support_sweep": {}}
+    sweep = [int(v) for v in args.support_sweep.split(",") if v.strip()]
     with tempfile.TemporaryDirectory(prefix="memagent-llm-path-") as folder:
         root = Path(folder)
         if locomo or lme:
@@ -328,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
             result["paths"][name]["rows"] = rows
             if model is not None:
                 result["route_votes"][name] = route_votes(embedder, model)
+                if sweep:
+                    result["support_sweep"][name] = support_sweep(root / f"sweep-{name}", embedder, model, sweep)
                 print(f"{name}: {model.fresh} fresh model calls", file=sys.stderr)
     print_report(result)
     if args.json_out:

@@ -8,7 +8,9 @@ checks (``memagent.llm_checks``), the rules being the floor:
 - its subject is the speaker or a person named in the episode (``subject not in
   episode``);
 - its value and its text are supported by the episode's text, dates resolved
-  (``unsupported value``, ``unsupported text``);
+  (``unsupported value``, ``unsupported text``), and a statement about the
+  speaker by what the speaker says of themselves (``not said of the speaker``:
+  "my sister moved to Madrid" is no move of the speaker's);
 - a statement that fills a slot (home, job, partner) is kept only when the
   speaker states it of themselves in the way the rules require ("I moved to
   Porto", not "my sister moved to Porto"); otherwise it is dropped whole, its
@@ -35,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from memagent.extraction import NON_USER_ROLES, resolve_dates, rewrite_pronouns
 from memagent.llm import ChatAdapter
-from memagent.llm_checks import rule_slot_family, speaker_states, supported
+from memagent.llm_checks import rule_slot_family, said_of_speaker, speaker_states, supported
 from memagent.quoting import label, quoted
 from memagent.types import Candidate, Category, Episode
 
@@ -134,6 +136,10 @@ def checked(reject: Callable[[str], None], raw: list[Any], episode: Episode, sub
             continue
         if not supported(s.text, source, {subject}):
             reject("unsupported text")
+            continue
+        if about == subject and not said_of_speaker(s.text, f"{episode.text}\n{resolve_dates(episode.text, episode)}",
+                                                    subject):
+            reject("not said of the speaker")  # "my sister moved to Madrid" is no move of the speaker's
             continue
         if slot is not None and (value is None or about != subject or not speaker_states(slot, value, episode.text)):
             reject("slot not stated by the speaker")  # its text makes the same claim: drop it whole

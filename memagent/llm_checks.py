@@ -15,6 +15,8 @@ two) and not fitted on data. Pure apart from the rules it reuses.
 True
 >>> supported("Sam's partner is Luna.", "Hi! I'm your assistant, happy to help.", {"Sam"})
 False
+>>> said_of_speaker("Sam moved to Madrid.", "My sister Clara moved to Madrid.", "Sam")
+False
 >>> speaker_states("home", "Porto", "My sister moved to Porto last spring.")
 False
 >>> speaker_states("home", "Porto", "We finally moved to Porto in May.")
@@ -104,6 +106,31 @@ def speaker_states(slot: str, value: str, text: str) -> bool:
         if _STATES[slot].search(sentence):
             return True
     return False
+
+
+_SPEAKER = re.compile(r"\b(?:I|I'm|I’m|I've|I’ve|I'd|I’d|I'll|I’ll|me|myself|we|we're|we've|us)\b", re.I)
+_POSSESSIVE = re.compile(r"\b(?:my|our)\b", re.I)
+_OTHERS = re.compile(r"\b(?:sister|brother|mother|mom|mum|father|dad|parents?|son|daughter|kids?|children|child|"
+                     r"wife|husband|partner|boyfriend|girlfriend|fianc[eé]e?|friend|cousin|aunt|uncle|niece|nephew|"
+                     r"grand\w+|boss|colleague|co-?worker|neighbou?r|roommate|flatmate|teacher|coach|doctor)s?\b", re.I)
+
+_NAMED_OTHER = re.compile(_OTHERS.pattern + r",?\s+([A-Z][a-z]+)")
+
+
+def speaker_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that tell of the speaker: with I, me or we, or with my or our
+    and no other person in them ("my favourite food is ramen", not "my sister moved to Porto")."""
+    return [s for s in split_sentences(text) or [text]
+            if _SPEAKER.search(s) or (_POSSESSIVE.search(s) and not _OTHERS.search(s))]
+
+
+def said_of_speaker(statement: str, episode: str, speaker: str) -> bool:
+    """Whether a statement about the speaker rests on what the speaker says of themselves, or
+    names someone else the episode names (it is then about them too, as "Sam's sister Ines ...")."""
+    if supported(statement, "\n".join(speaker_sentences(episode)), {speaker}):
+        return True
+    others = {stem(m.group(1)) for m in _NAMED_OTHER.finditer(episode)} - {stem(w) for w in _WORD.findall(speaker)}
+    return bool(others & _names_and_numbers(statement))
 
 
 def rule_slot_family(slot: str | None) -> str | None:

@@ -35,6 +35,7 @@ WRONG = {
     "My sister Ines moved": [  # a sibling's city as the user's home
         {"text": "Maya lives in Porto.", "category": "location", "subject": "Maya", "slot": "home",
          "value": "Porto"},
+        {"text": "Maya moved to Porto last week.", "category": "event"},
         {"text": "Ines moved to Porto in late February 2024.", "category": "event", "subject": "Ines"}],
     "I love my cat Luna": [  # the pet as her partner, a diet as her job
         {"text": "Maya's partner is Luna.", "category": "relationship", "slot": "partner", "value": "Luna"},
@@ -94,16 +95,17 @@ def test_wrong_subjects_slots_values_and_assistant_text_are_caught_and_the_profi
         assert slots(memory, "2024-12-01")["home"] == "Lisbon"
         found = {s.text for s in memory.profile("maya")}
         assert {"Maya lives in Porto.", "Maya's partner is Luna.", "Maya works as a vegan.",
-                "Maya is married to Tom.", "Carlos is Maya's brother."}.isdisjoint(found)
+                "Maya is married to Tom.", "Carlos is Maya's brother.", "Maya moved to Porto last week."}.isdisjoint(found)
         assert "Ines moved to Porto in late February 2024." in found  # a true statement about the sister stays
         assert {s.subject for s in memory.profile("maya") if s.text.startswith("Ines")} == {"Ines"}
         ruled = {s.text for s in plain.profile("maya") if s.kind == "statement"}
         assert ruled and ruled <= found  # the rules' statements are all kept
-        assert counts["rejected: slot not stated by the speaker"] == 3  # Porto, Luna, vegan
+        assert counts["rejected: not said of the speaker"] == 2  # her sister's move, twice
+        assert counts["rejected: slot not stated by the speaker"] == 2  # Luna, vegan
         assert counts["rejected: unsupported value"] == 1  # Tom
         assert counts["rejected: subject not in episode"] == 1  # Carlos
         assert counts["rejected: slot read by the rules"] == 1
-        assert memory.llm.rejected["slot not stated by the speaker"] == 3
+        assert memory.llm.rejected["slot not stated by the speaker"] == 2
         # the assistant's turn is never sent to the model, and gives no statement by any path
         assert not any("Nova" in str(m.content) for prompt in model.prompts for m in prompt)
         assert counts["llm_calls"] == 4  # the four user turns

@@ -123,3 +123,23 @@ def test_judges_use_the_chat_model_and_report_its_name(tmp_path, embedder):
     lme = GenericFakeChatModel(messages=iter([AIMessage(content="Yes."), AIMessage(content="no")] * 3))
     result = harness.run_longmemeval(longmemeval_file(tmp_path), tmp_path / "lme", embedder=embedder, judge=lme)
     assert result["overall_accuracy"] is not None and 0.0 <= result["overall_accuracy"] <= 1.0
+
+
+def test_reports_say_which_path_answered_and_why_a_chat_model_was_overruled(tmp_path, embedder):
+    from fakes import scripted
+
+    def respond(messages):
+        system = str(messages[0].content)
+        if "extract durable facts" in system or "sort questions" in system:
+            return "{}"  # no statements; an invalid route: the rules decide
+        return "Not mentioned in memory." if "dog" in str(messages[-1].content) else "Mrs Ito."
+
+    summary = harness.run_locomo(locomo_file(tmp_path), tmp_path / "run", limit=4, embedder=embedder,
+                                 llm=scripted(respond))
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    by_question = {r["question"]: r for r in records}
+    dog = by_question["What is the name of Ann's dog?"]
+    assert dog["path"] == "rules" and "overruled: abstained despite evidence" in dog["reason"] and "Rex" in dog["text"]
+    assert by_question["Who teaches Ben pottery?"]["path"] == "llm"
+    assert summary["cost"]["llm_overruled"]["abstained despite evidence"] >= 1
+    assert "overruled by the LLM-free path: abstained despite evidence" in summary["report"]

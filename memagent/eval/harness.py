@@ -18,6 +18,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -48,6 +49,8 @@ class Answer:
     llm_calls: int = 0
     latency_ms: float = 0.0
     evidence_text: list[str] = field(default_factory=list)
+    path: str = "rules"  # "llm" when a chat model's checked reply is the answer
+    reason: str = ""  # why: "extractive", "profile: home", "... (chat model overruled: unsupported answer)"
 
 
 AnswerFn = Callable[[Any, str, str, datetime], Answer]
@@ -69,7 +72,7 @@ def routed_answer(k: int = 100) -> AnswerFn:
         sources = {e.id: e.source_id for e in memory.episodes.get(user_id, ids)}
         return Answer(text=result.text, evidence_ids=[sources.get(i) or i for i in ids], route=result.route.value,
                       context_tokens=result.context_tokens, llm_calls=result.llm_calls, latency_ms=latency,
-                      evidence_text=[e.text for e in result.evidence[:3]])
+                      evidence_text=[e.text for e in result.evidence[:3]], path=result.path, reason=result.reason)
     return answer
 
 
@@ -125,21 +128,23 @@ def _progress(items: list[Any], desc: str) -> Iterable[Any]:
     return tqdm(items, desc=desc, file=sys.stderr, disable=None)
 
 
-def _open_memory(out_dir: Path, embedder: Any) -> Any:
+def _open_memory(out_dir: Path, embedder: Any, llm: Any = None) -> Any:
     from memagent.memory import Memory
 
-    return Memory(out_dir / "memory", embedder=embedder)
+    return Memory(out_dir / "memory", embedder=embedder, llm=llm)
 
 
 # --- LoCoMo -------------------------------------------------------------------------
 def run_locomo(path: str | Path, out_dir: str | Path, *, limit: int | None = None,
                conversations: Iterable[str] | None = None, ks: tuple[int, ...] = LOCOMO_KS,
-               answer_fn: AnswerFn | None = None, judge: Any = None, embedder: Any = None) -> dict[str, Any]:
-    """Evaluate on a LoCoMo-format file; see the module docstring for what is written."""
+               answer_fn: AnswerFn | None = None, judge: Any = None, embedder: Any = None,
+               llm: Any = None) -> dict[str, Any]:
+    """Evaluate on a LoCoMo-format file; see the module docstring for what is written. ``llm`` is
+    the memory's chat model (extraction, routing, answers), ``judge`` the one that grades."""
     out, started = Path(out_dir), time.perf_counter()
     chosen = set(conversations) if conversations else None
     convs = [c for c in locomo.load(path) if chosen is None or c.sample_id in chosen]
-    state, memory = RunState(out), _open_memory(out, embedder)
+    state, memory = RunState(out), _open_memory(out, embedder, llm)
     answer_fn = answer_fn or routed_answer()
     questions = [(c, i, q) for c in convs for i, q in enumerate(c.questions)][:limit]
     asked = {c.sample_id for c, _, _ in questions}  # with a limit, only the conversations asked of
@@ -198,11 +203,11 @@ def summarise_locomo(records: list[dict[str, Any]], ks: tuple[int, ...], judge: 
 # --- LongMemEval ----------------------------------------------------------------------
 def run_longmemeval(path: str | Path, out_dir: str | Path, *, limit: int | None = None,
                     ks: tuple[int, ...] = LONGMEMEVAL_KS, answer_fn: AnswerFn | None = None,
-                    judge: Any = None, embedder: Any = None) -> dict[str, Any]:
+                    judge: Any = None, embedder: Any = None, llm: Any = None) -> dict[str, Any]:
     """Evaluate on a LongMemEval-format file; each question's haystack is its own user."""
     out, started = Path(out_dir), time.perf_counter()
     items = longmemeval.load(path)[:limit]
-    state, memory = RunState(out), _open_memory(out, embedder)
+    state, memory = RunState(out), _open_memory(out, embedder, llm)
     answer_fn = answer_fn or routed_answer()
     for item in _progress(items, "questions"):
         user = f"lme-{item.question_id}"
@@ -288,7 +293,17 @@ def _cost(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"latency_ms_p50": percentile(latencies, 0.5), "latency_ms_p95": percentile(latencies, 0.95),
             "context_tokens_mean": _mean(r["context_tokens"] for r in records),
             "llm_calls_mean": _mean(r["llm_calls"] for r in records),
+            "answered_by_llm": _mean(float(r.get("path") == "llm") for r in records),
+            "llm_overruled": dict(sorted(Counter(_overruled(r.get("reason", "")) for r in records
+                                                 if _overruled(r.get("reason", ""))).items())),
             "tokenizer": "all-MiniLM-L6-v2 WordPiece"}
+
+
+def _overruled(reason: str) -> str | None:
+    """Why a chat model's reply gave way to the LLM-free answer, read from ``Answer.reason``."""
+    if "(chat model overruled: " in reason:
+        return reason.split("(chat model overruled: ", 1)[1].rstrip(")")
+    return "call failed" if "(the chat model failed)" in reason else None
 
 
 def _unjudged(records: list[dict[str, Any]], judge: Any) -> int | None:

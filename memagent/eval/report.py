@@ -41,6 +41,10 @@ def markdown(summary: dict[str, Any]) -> str:
     lines.append(f"\nanswer latency p50 {_cell(cost['latency_ms_p50'], False)} ms, p95 "
                  f"{_cell(cost['latency_ms_p95'], False)} ms | context {_cell(cost['context_tokens_mean'], False)} "
                  f"tokens/question ({cost['tokenizer']}) | LLM calls/question {_cell(cost['llm_calls_mean'], False)}")
+    if cost.get("llm_calls_mean"):
+        overruled = ", ".join(f"{reason} {n}" for reason, n in cost.get("llm_overruled", {}).items()) or "none"
+        lines.append(f"answers by the LLM path {_cell(cost.get('answered_by_llm'))} %; chat model replies "
+                     f"overruled by the LLM-free path: {overruled}")
     judge = summary.get("judge_model")
     lines.append(f"judge: {judge} ({summary.get('unjudged')} outputs unreadable, left out)" if judge
                  else "judge: none (no chat model configured; no judge figure)")

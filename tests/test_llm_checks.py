@@ -95,7 +95,8 @@ def test_wrong_subjects_slots_values_and_assistant_text_are_caught_and_the_profi
         assert slots(memory, "2024-12-01")["home"] == "Lisbon"
         found = {s.text for s in memory.profile("maya")}
         assert {"Maya lives in Porto.", "Maya's partner is Luna.", "Maya works as a vegan.",
-                "Maya is married to Tom.", "Carlos is Maya's brother.", "Maya moved to Porto last week."}.isdisjoint(found)
+                "Maya is married to Tom.", "Carlos is Maya's brother.",
+                "Maya moved to Porto last week."}.isdisjoint(found)
         assert "Ines moved to Porto in late February 2024." in found  # a true statement about the sister stays
         assert {s.subject for s in memory.profile("maya") if s.text.startswith("Ines")} == {"Ines"}
         ruled = {s.text for s in plain.profile("maya") if s.kind == "statement"}

@@ -176,7 +176,7 @@ def lme_sample(path: str, per_type: int) -> list[Any]:
 
 def ingest_datasets(root: Path, embedder: Any, locomo: list[tuple[Any, Any]], lme: list[Any]) -> None:
     with Memory(root, embedder=embedder) as memory:
-        for conv in dict.fromkeys(c for c, _ in locomo):
+        for conv in {c.sample_id: c for c, _ in locomo}.values():
             for session in conv.sessions:
                 memory.add(conv.sample_id, session.turns, session_id=session.session_id)
             memory.consolidate(conv.sample_id)

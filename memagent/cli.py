@@ -55,6 +55,7 @@ from memagent.types import Route
 DEFAULT_DATA_DIR = "memagent-data"
 ENV_DATA_DIR = "MEMAGENT_DATA_DIR"
 ENV_CONFIG = "MEMAGENT_CONFIG"
+ENV_LLM = "MEMAGENT_LLM"
 WORKER_HEALTHCHECK_S = 300
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SHOWN_EVIDENCE = 5
@@ -69,7 +70,12 @@ def _memory(args: argparse.Namespace, *, create: bool = False) -> Any:
     if not create and "://" not in path and not os.path.isdir(path):
         raise NotFoundError(f"no data directory at {os.path.abspath(path)} (from {args.data_dir_from}); "
                             "add or import creates one")
-    return Memory(path, config=_config(args))
+    return Memory(path, config=_config(args), llm=_llm(args))
+
+
+def _llm(args: argparse.Namespace) -> str | None:
+    """The chat model of ``--llm`` (``$MEMAGENT_LLM``): ``gguf:/path/model.gguf`` or ``provider:model``."""
+    return getattr(args, "llm", None) or os.environ.get(ENV_LLM) or None
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -548,6 +554,7 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
         _config(args)  # a bad file fails here, before the workers start
         config = os.path.abspath(config) if os.path.exists(config) else config
     os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host, server.ENV_CONFIG: config,
+                       server.ENV_LLM: _llm(args) or "",
                        server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",
                        server.ENV_SCHEDULE: "0" if args.no_schedule else settings.model_dump_json()})
     print(f"memagent serve --http: {redacted(data_dir)} on http://{args.host}:{args.port} ({args.workers} worker"
@@ -735,6 +742,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help=f"settings: a preset name or a TOML file of the sections to "
                                                         f"change, e.g. [storage] postgres_pool_size = 4 "
                                                         f"(default ${ENV_CONFIG}, else the defaults)")
+    parser.add_argument("--llm", default=None, help=f"a chat model to extract, route and answer with, checked "
+                                                     f"against the LLM-free path: gguf:/path/model.gguf or "
+                                                     f"provider:model (default ${ENV_LLM}, else none)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     # SUPPRESS: `memagent --json search ...` and `memagent search ... --json` both work
     common = argparse.ArgumentParser(add_help=False)

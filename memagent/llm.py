@@ -46,14 +46,17 @@ def parse_json(text: str, schema: type[M]) -> M | None:
 
 def chat_model(value: Any) -> Any | None:
     """The chat model ``Memory(llm=...)`` names: None, a model object (anything with ``invoke``),
-    or a ``"provider:model"`` string made by LangChain's ``init_chat_model``; ``ConfigError`` if
-    it cannot be made, at construction rather than at the first call."""
+    a ``"gguf:/path/model.gguf"`` local model, or a ``"provider:model"`` string made by LangChain's
+    ``init_chat_model``; ``ConfigError`` if it cannot be made, at construction rather than at the
+    first call."""
     if value is None:
         return None
     if isinstance(value, str) and value.strip().startswith("gguf:"):
-        from memagent.llm_gguf import GGUFChatModel
+        from memagent.llm_gguf import GGUFChatModel, check_available
 
-        return GGUFChatModel(model_path=value.strip()[len("gguf:"):])
+        path = value.strip()[len("gguf:"):]
+        check_available(path)
+        return GGUFChatModel(model_path=path)
     if isinstance(value, str):
         if not value.strip():
             raise ConfigError("llm must name a model, such as 'openai:gpt-4o-mini' or 'ollama:llama3.2'")

@@ -31,6 +31,20 @@ from memagent.errors import ConfigError
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
 
+def check_available(model_path: str) -> None:
+    """``ConfigError`` unless the binding is installed and ``model_path`` is a GGUF file."""
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError('a gguf: model needs the llama.cpp binding: pip install "memagent[gguf]"') from exc
+    path = Path(model_path)
+    if not path.is_file():
+        raise ConfigError(f"no GGUF model file at {model_path!r}")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConfigError(f"{model_path!r} is not a GGUF file")
+
+
 class GGUFChatModel(BaseChatModel):
     """A chat model for one local GGUF file (greedy decoding by default, so replies repeat)."""
 
@@ -56,12 +70,9 @@ class GGUFChatModel(BaseChatModel):
 
     def _load(self) -> Any:
         if self._server is None:
-            try:
-                import xllamacpp
-            except ImportError as exc:
-                raise ConfigError('a gguf: model needs the llama.cpp binding: pip install "memagent[gguf]"') from exc
-            if not Path(self.model_path).is_file():
-                raise ConfigError(f"no GGUF model file at {self.model_path!r}")
+            check_available(self.model_path)
+            import xllamacpp
+
             params = xllamacpp.CommonParams()
             params.model.path = self.model_path
             params.n_ctx = self.n_ctx

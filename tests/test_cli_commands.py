@@ -56,6 +56,14 @@ def run_json(capsys, *argv):
     return json.loads(out)
 
 
+def test_a_chat_model_is_named_by_llm_or_its_variable_and_a_bad_one_is_a_usage_error(capsys, fresh, monkeypatch):
+    code, _, err = run(capsys, "--data-dir", fresh, "--llm", "gguf:/nowhere/model.gguf", "search", "u", "dog")
+    assert code == 2 and "gguf" in err
+    monkeypatch.setenv("MEMAGENT_LLM", "gguf:/nowhere/model.gguf")
+    code, _, err = run(capsys, "--data-dir", fresh, "search", "u", "dog")
+    assert code == 2 and "gguf" in err
+
+
 # --- version ---------------------------------------------------------------------------
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")

@@ -212,11 +212,20 @@ def test_warnings_are_rate_limited_per_reason(caplog):
     assert len(caplog.records) == 2
 
 
-def test_a_gguf_model_is_named_with_a_prefix_and_fails_clearly_without_a_file():
+def test_a_gguf_model_is_named_with_a_prefix_and_fails_clearly_at_construction(tmp_path, embedder):
+    import importlib.util
+
     from memagent.errors import ConfigError
     from memagent.llm_gguf import GGUFChatModel
 
-    model = chat_model("gguf:/nowhere/model.gguf")
-    assert isinstance(model, GGUFChatModel) and model.model_path == "/nowhere/model.gguf" and model.n_threads == 1
-    with pytest.raises(ConfigError):
-        model.invoke("hello")
+    if importlib.util.find_spec("xllamacpp") is None:  # without memagent[gguf] the error says to install it
+        with pytest.raises(ConfigError, match=r"memagent\[gguf\]"):
+            Memory(tmp_path / "m", embedder=embedder, llm="gguf:/nowhere/model.gguf")
+        return
+    with pytest.raises(ConfigError, match="no GGUF model file"):
+        chat_model("gguf:/nowhere/model.gguf")
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="not a GGUF file"):
+        Memory(tmp_path / "m", embedder=embedder, llm=f"gguf:{bogus}")
+    assert GGUFChatModel(model_path=str(bogus)).n_threads == 1  # one thread unless told otherwise

@@ -352,6 +352,8 @@ def test_serving_beyond_loopback_needs_keys(tmp_path, capsys):
     app = app_from_env({"MEMAGENT_HOST": "0.0.0.0", "MEMAGENT_API_KEYS": f"acme:{hash_key('k')}",
                         "MEMAGENT_DATA_DIR": str(tmp_path / "data"), "MEMAGENT_MAX_K": "9"})
     assert app.state.memory is None and app.state.limits.max_k == 9  # the memory opens when a worker starts
+    with pytest.raises(ConfigError):  # a chat model that cannot be made fails before the app serves
+        app_from_env({"MEMAGENT_LLM": "gguf:/nowhere/model.gguf", "MEMAGENT_DATA_DIR": str(tmp_path / "data")})
     assert [is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost", "0.0.0.0", "::",
                                      "10.0.0.1", "example.org")] == [True] * 5 + [False] * 4
 

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 
 from memagent.config import Config, ScheduleSettings
 from memagent.errors import ConfigError
+from memagent.llm import chat_model
 from memagent.memory import Memory
 from memagent.presets import load_preset
 from memagent.server import episodes, errors, inspector, recall
@@ -54,6 +55,7 @@ ENV_DATA_DIR = "MEMAGENT_DATA_DIR"
 ENV_HOST = "MEMAGENT_HOST"
 ENV_KEYS_FILE = "MEMAGENT_KEYS_FILE"
 ENV_CONFIG = "MEMAGENT_CONFIG"  # a preset name or TOML file (memagent --config); empty: the defaults
+ENV_LLM = "MEMAGENT_LLM"  # a chat model (memagent --llm): gguf:/path/model.gguf or provider:model; empty: none
 ENV_SCHEDULE = "MEMAGENT_SCHEDULE"  # "0": no schedule; otherwise ScheduleSettings as JSON, or "1"
 
 
@@ -159,8 +161,8 @@ def _swagger_ui() -> Path | None:
 
 def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
     """The app that ``memagent serve --http`` runs in each uvicorn worker, built from the
-    environment it set: ``MEMAGENT_DATA_DIR``, ``MEMAGENT_CONFIG``, ``MEMAGENT_HOST``, ``MEMAGENT_KEYS_FILE``,
-    ``MEMAGENT_API_KEYS``, ``MEMAGENT_SCHEDULE`` and the limits (``MEMAGENT_MAX_*``)."""
+    environment it set: ``MEMAGENT_DATA_DIR``, ``MEMAGENT_CONFIG``, ``MEMAGENT_LLM``, ``MEMAGENT_HOST``,
+    ``MEMAGENT_KEYS_FILE``, ``MEMAGENT_API_KEYS``, ``MEMAGENT_SCHEDULE`` and the limits (``MEMAGENT_MAX_*``)."""
     env = os.environ if environ is None else environ
     data_dir = env.get(ENV_DATA_DIR, "memagent-data")
     keys = load_keys(env.get(ENV_KEYS_FILE) or None, env.get(ENV_KEYS) or None)
@@ -172,7 +174,11 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
     if given.startswith("{"):
         schedule = ScheduleSettings.model_validate_json(given)
     config = load_preset(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else Config()
-    return create_app(lambda: Memory(data_dir, config=config), keys, ServerLimits.from_env(env), schedule=schedule)
+    llm = env.get(ENV_LLM) or None
+    if llm is not None:
+        chat_model(llm)  # a bad model fails here, before the app serves
+    return create_app(lambda: Memory(data_dir, config=config, llm=llm), keys, ServerLimits.from_env(env),
+                      schedule=schedule)
 
 
 def load_keys(path: str | Path | None, env: str | None) -> KeyRing | None:

@@ -187,7 +187,7 @@ def ingest_datasets(root: Path, embedder: Any, locomo: list[tuple[Any, Any]], lm
 
 
 def datasets(root: Path, embedder: Any, model: Any, locomo: list[tuple[Any, Any]], lme: list[Any],
-             rows: list[dict[str, Any]], seconds: dict[str, list[float]]) -> None:
+             rows: list[dict[str, Any]], counts: Counter[str], seconds: dict[str, list[float]]) -> None:
     with Memory(root, embedder=embedder, llm=model) as memory:
         for conv, q in locomo:
             started = time.perf_counter()
@@ -202,6 +202,7 @@ def datasets(root: Path, embedder: Any, model: Any, locomo: list[tuple[Any, Any]
             seconds["ask"].append(time.perf_counter() - started)
             rows.append({"set": "longmemeval", "type": h.question_type, "f1": token_f1(answer.text, h.answer),
                          "path": answer.path, "reason": answer.reason, "route": answer.route.value})
+        counts.update({f"adapter: {k}": v for k, v in memory.llm.rejected.items()})
 
 
 def route_votes(embedder: Any, model: Any) -> dict[str, Any]:
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds: dict[str, list[float]] = defaultdict(list)
             lives(root / f"lives-{name}", embedder, model, rows, counts, seconds)
             if locomo or lme:
-                datasets(root / "datasets", embedder, model, locomo, lme, rows, seconds)
+                datasets(root / "datasets", embedder, model, locomo, lme, rows, counts, seconds)
             result["paths"][name] = summary(rows, counts, seconds, model.seconds if model is not None else {})
             result["paths"][name]["rows"] = rows
             if model is not None:

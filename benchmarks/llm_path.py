@@ -195,13 +195,15 @@ def datasets(root: Path, embedder: Any, model: Any, locomo: list[tuple[Any, Any]
             seconds["ask"].append(time.perf_counter() - started)
             rows.append({"set": "locomo", "category": q.category, "f1": locomo_qa_score(
                 answer.text, q.answer if q.answer is not None else "", q.category), "path": answer.path,
-                "reason": answer.reason, "route": answer.route.value})
+                "reason": answer.reason, "route": answer.route.value, "question": q.question,
+                "gold": str(q.answer), "answer": answer.text})
         for h in lme:
             started = time.perf_counter()
             answer = memory.ask(f"lme-{h.question_id}", h.question, at=h.question_date)
             seconds["ask"].append(time.perf_counter() - started)
             rows.append({"set": "longmemeval", "type": h.question_type, "f1": token_f1(answer.text, h.answer),
-                         "path": answer.path, "reason": answer.reason, "route": answer.route.value})
+                         "path": answer.path, "reason": answer.reason, "route": answer.route.value,
+                         "question": h.question, "gold": h.answer, "answer": answer.text})
         counts.update({f"adapter: {k}": v for k, v in memory.llm.rejected.items()})
 
 

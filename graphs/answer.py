@@ -127,7 +127,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         if reply is None:
             return {**ruled, "reason": f"{ruled['reason']} (the chat model failed)"}
         reply = reply.strip()
-        overruled = answering.overrule(reply, ruled, state["question"], state["decision"].route)
+        overruled = answering.overrule(reply, ruled, state["question"], state["decision"].route,
+                                       state["decision"].temporal, state["now"])
         if overruled is not None:
             llm.reject(f"answer: {overruled}")
             return {**ruled, "llm_calls": 1, "reason": f"{ruled['reason']} (chat model overruled: {overruled})"}

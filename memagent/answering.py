@@ -505,15 +505,21 @@ def support_of(ranked: Sequence[tuple[float, str, Evidence]], temporal: bool) ->
     return out
 
 
-def overrule(reply: str, ruled: Mapping[str, Any], question: str, route: Route) -> str | None:
+def overrule(reply: str, ruled: Mapping[str, Any], question: str, route: Route, temporal: bool = False,
+             now: datetime | None = None) -> str | None:
     """Why a chat model's reply gives way to the LLM-free answer ``ruled``, or None when it stands:
     it abstains where the rules found an answer; it misses the value the profile holds for the
     slot asked; or, outside generalization (which may add world knowledge), it is not backed
     (``memagent.llm_checks.supported``) by the question and ``ruled["support"]``, the sentences
     the rules rank best for the question: a fact taken from a memory about something else, or
-    a message's date given for the date of what it tells, is caught there."""
+    a message's date given for the date of what it tells, is caught there. A question about
+    time that the rules answer with a date (``temporal``, read at ``now``) keeps the rules'
+    date: they resolve it from the same sentence, deterministically, as precisely as it is
+    told ("the week before 9 June 2023"), where a model may drop or shift it."""
     if is_abstention(reply):
         return None if ruled["abstained"] else "abstained despite evidence"
+    if temporal and not ruled["abstained"] and find_time_ranges(str(ruled["text"]), now or datetime.now().astimezone()):
+        return "the rules resolved the date"
     if str(ruled["reason"]).startswith("profile:") and not supported(str(ruled["text"]), reply):
         return "misses the profile value"
     source = "\n".join([*ruled.get("support", []), question])

@@ -185,6 +185,16 @@ def test_an_answer_missing_the_profile_value_gives_way_and_a_supported_one_stand
         assert "week of 26 February 2024" in prompt and "last week" not in prompt  # dates resolved for the model
 
 
+def test_a_date_question_keeps_the_date_the_rules_resolved(tmp_path, embedder, plain):
+    question = "When did my sister Ines move to Porto?"
+    ruled = plain.ask("maya", question, at="2024-12-01")
+    assert ruled.text == "the week before 5 March 2024"  # "last week", said on 5 March 2024
+    with Memory(tmp_path / "llm", embedder=embedder, llm=bad_model("5 March 2024", "extraction")) as memory:
+        live(memory)  # the model gives the message's date for the date of the move
+        answer = memory.ask("maya", question, at="2024-12-01")
+        assert answer.text == ruled.text and "the rules resolved the date" in answer.reason
+
+
 def test_a_wrong_route_from_the_model_does_not_beat_a_clear_cue(tmp_path, embedder):
     with Memory(tmp_path / "llm", embedder=embedder, llm=bad_model("Lisbon", route="generalization")) as memory:
         live(memory)

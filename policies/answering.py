@@ -129,6 +129,6 @@ def names_someone_else(question: str, people: set[str]) -> bool:
 
 # How many of the rules' best-ranked sentences a chat model's answer may draw on (outside
 # generalization). Chosen by leave-one-user-out cross-validation over 1, 2, 3 and 5 on the
-# made-up lives of benchmarks/llm_path.py with Qwen2.5-Coder 0.5B and 1.5B (11 of 12 folds
-# chose 1; cross-validated pass rate 77.3 % and 81.8 %, against 68.2 % and 77.3 % with 5).
+# made-up lives of benchmarks/llm_path.py with Qwen2.5-Coder 0.5B and 1.5B (all 12 folds
+# chose 1; cross-validated pass rate 77.3 % and 81.8 %, against 68.2 % and 75.8 % with 5).
 SUPPORT_SENTENCES = 1

@@ -115,7 +115,8 @@ def checked(reject: Callable[[str], None], raw: list[Any], episode: Episode, sub
             ruled: list[Candidate]) -> list[Candidate]:
     """The statements of ``raw`` that pass the content checks, each as a candidate; ``reject``
     is told the reason for each one dropped or stripped of its slot."""
-    source = f"{episode.text}\n{resolve_dates(episode.text, episode)}\n{episode.event_time:%-d %B %Y}"
+    told = f"{episode.text}\n{resolve_dates(episode.text, episode)}"  # as said, and with its dates resolved
+    source = f"{told}\n{episode.event_time:%-d %B %Y}"
     ruled_slots = {rule_slot_family(c.slot) for c in ruled} - {None}
     out = []
     for item in raw:
@@ -137,8 +138,7 @@ def checked(reject: Callable[[str], None], raw: list[Any], episode: Episode, sub
         if not supported(s.text, source, {subject}):
             reject("unsupported text")
             continue
-        if about == subject and not said_of_speaker(s.text, f"{episode.text}\n{resolve_dates(episode.text, episode)}",
-                                                    subject):
+        if about == subject and not said_of_speaker(s.text, told, subject):
             reject("not said of the speaker")  # "my sister moved to Madrid" is no move of the speaker's
             continue
         if slot is not None and (value is None or about != subject or not speaker_states(slot, value, episode.text)):

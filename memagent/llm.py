@@ -90,10 +90,10 @@ class ChatAdapter:
     def enabled(self) -> bool:
         return self.model is not None
 
-    def reject(self, reason: str, detail: str = "", count: int = 1) -> None:
+    def reject(self, reason: str, detail: str = "") -> None:
         """Count an output a check rejected or overruled; WARNING at most once a minute per reason."""
         with self._lock:
-            self.rejected[reason] += count
+            self.rejected[reason] += 1
             total, now = self.rejected[reason], time.monotonic()
             quiet = now - self._warned.get(reason, -WARN_EVERY_S) < WARN_EVERY_S
             if not quiet:

@@ -140,7 +140,3 @@ def rule_slot_family(slot: str | None) -> str | None:
             return family
     return None
 
-
-def answer_supported(answer: str, context: str, question: str) -> bool:
-    """Whether an answer is backed by its context (the question's own words count as given)."""
-    return supported(answer, f"{context}\n{question}")

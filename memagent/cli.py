@@ -70,15 +70,15 @@ def _memory(args: argparse.Namespace, *, create: bool = False) -> Any:
     if not create and "://" not in path and not os.path.isdir(path):
         raise NotFoundError(f"no data directory at {os.path.abspath(path)} (from {args.data_dir_from}); "
                             "add or import creates one")
-    return Memory(path, config=_config(args), llm=_llm(args))
+    return Memory(path, config=config_of(args), llm=llm_of(args))
 
 
-def _llm(args: argparse.Namespace) -> str | None:
+def llm_of(args: argparse.Namespace) -> str | None:
     """The chat model of ``--llm`` (``$MEMAGENT_LLM``): ``gguf:/path/model.gguf`` or ``provider:model``."""
     return getattr(args, "llm", None) or os.environ.get(ENV_LLM) or None
 
 
-def _config(args: argparse.Namespace) -> Any:
+def config_of(args: argparse.Namespace) -> Any:
     """The settings of ``--config`` (a preset name or a TOML file; ``$MEMAGENT_CONFIG``), else the defaults."""
     from memagent.config import Config
     from memagent.presets import load_preset
@@ -551,10 +551,10 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     data_dir = args.data_dir if "://" in args.data_dir else os.path.abspath(args.data_dir)
     config = args.config or os.environ.get(ENV_CONFIG) or ""
     if config:
-        _config(args)  # a bad file fails here, before the workers start
+        config_of(args)  # a bad file fails here, before the workers start
         config = os.path.abspath(config) if os.path.exists(config) else config
     os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host, server.ENV_CONFIG: config,
-                       server.ENV_LLM: _llm(args) or "",
+                       server.ENV_LLM: llm_of(args) or "",
                        server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",
                        server.ENV_SCHEDULE: "0" if args.no_schedule else settings.model_dump_json()})
     print(f"memagent serve --http: {redacted(data_dir)} on http://{args.host}:{args.port} ({args.workers} worker"

@@ -450,6 +450,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     parser.add_argument("--schedule", action="store_true",
                         help="also consolidate and forget on the configured schedule, like `memagent serve`")
+    # SUPPRESS: `memagent --config C mcp` and `memagent mcp --config C` both work
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="settings: a preset name or a TOML file (default $MEMAGENT_CONFIG, else the defaults)")
+    parser.add_argument("--llm", default=argparse.SUPPRESS,
+                        help="a chat model to extract, route and answer with: gguf:/path/model.gguf or "
+                             "provider:model (default $MEMAGENT_LLM, else none)")
     parser.set_defaults(func=main)
 
 
@@ -494,7 +500,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``memagent mcp`` with parsed ``args`` (see ``add_arguments``); return the exit status."""
-    from memagent.cli import DEFAULT_DATA_DIR
+    from memagent.cli import DEFAULT_DATA_DIR, ENV_DATA_DIR, config_of, llm_of
     from memagent.memory import Memory
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -502,8 +508,9 @@ def main(args: argparse.Namespace) -> int:
     _require_sdk()  # fail before the embedder loads
     if args.user is not None:
         check_id(args.user)
+    data_dir = getattr(args, "data_dir", None) or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
     with _stdout_to_stderr():
-        memory = Memory(getattr(args, "data_dir", None) or DEFAULT_DATA_DIR)
+        memory = Memory(data_dir, config=config_of(args), llm=llm_of(args))
     try:
         with _sigterm_as_interrupt():
             if args.schedule:

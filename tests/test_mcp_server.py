@@ -229,6 +229,31 @@ def test_cli_arguments_keep_a_data_dir_given_before_the_subcommand():
     assert callable(args.func)
 
 
+def test_the_server_takes_the_data_dir_settings_and_chat_model_of_the_cli_and_its_variables(
+        tmp_path, monkeypatch, capsys):
+    from memagent import cli, mcp_server
+
+    served: list[Memory] = []
+    monkeypatch.setattr(mcp_server, "run", lambda memory, user_id, **_: served.append(memory))
+    settings = tmp_path / "settings.toml"
+    settings.write_text("max_batch = 7\n", encoding="utf-8")
+    monkeypatch.setenv("MEMAGENT_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("MEMAGENT_CONFIG", str(settings))
+    assert mcp_server._cli(["--user", "alice"]) == 0  # python -m memagent.mcp_server
+    assert served[-1].config.max_batch == 7
+    assert (tmp_path / "from-env").is_dir()
+    monkeypatch.delenv("MEMAGENT_CONFIG")
+    assert cli.main(["mcp", "--config", str(settings), "--data-dir", str(tmp_path / "given")]) == 0
+    assert served[-1].config.max_batch == 7 and (tmp_path / "given").is_dir()
+    assert cli.main(["--config", str(settings), "mcp"]) == 0  # before the command too
+    assert served[-1].config.max_batch == 7
+    count = len(served)
+    assert cli.main(["mcp", "--llm", "gguf:/nowhere/model.gguf"]) == 2  # the chat model is made, and refused
+    monkeypatch.setenv("MEMAGENT_LLM", "gguf:/nowhere/model.gguf")
+    assert mcp_server._cli([]) == 2
+    assert len(served) == count and "gguf" in capsys.readouterr().err
+
+
 # --- real processes ----------------------------------------------------------
 
 def _server_command(data_dir: Path, *extra: str) -> list[str]:

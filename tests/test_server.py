@@ -490,7 +490,7 @@ def test_config_reaches_the_cli_and_every_server_worker(tmp_path, embedder, caps
 
     settings_file = tmp_path / "deploy.toml"
     settings_file.write_text("[storage]\npostgres_pool_size = 3\n[caches]\nderived_users = 7\n")
-    config = cli._config(argparse.Namespace(config=str(settings_file)))
+    config = cli.config_of(argparse.Namespace(config=str(settings_file)))
     assert config.storage.postgres_pool_size == 3 and config.caches.derived_users == 7
     app = app_from_env({"MEMAGENT_DATA_DIR": str(tmp_path / "data"), "MEMAGENT_CONFIG": str(settings_file)})
     with TestClient(app):

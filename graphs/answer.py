@@ -38,6 +38,9 @@ from memagent.routing import Router
 from memagent.types import Answer, Evidence, Relation, Route, SearchHit, Statement
 
 GENERIC_ROLES = NON_USER_ROLES | {"user", "human"}
+# Relatives whose facts are the user's own slots ("Who is my wife?" asks the user's partner).
+PARTNER_KIN = frozenset({"husband", "wife", "partner", "spouse", "boyfriend", "girlfriend", "fiance"})
+SUPERSEDE_WINDOW = 10  # how many of the best sentences an update is looked for among
 
 
 class AnswerState(TypedDict, total=False):
@@ -84,8 +87,10 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         profile = tiers.profile(user_id)
         valid = [profile.statements[n] for n in profile.active(now)]
         closed, stale = policy.superseded(profile.statements, valid, now, policy.slot_asked(question))
+        relatives = relatives_of(user_id, question)
+        query = " ".join([question, *sorted(relatives)])  # "my sister" is Marta: her sentences may not say "sister"
         found: list[SearchHit] = search.invoke({
-            "user_id": user_id, "query": question, "k": plan.episodes + len(stale), "now": now, "use_time": True,
+            "user_id": user_id, "query": query, "k": plan.episodes + len(stale), "now": now, "use_time": True,
             "settings": tuned, "vector": state["vector"], "route": decision.route.value,
             "until": now + timedelta(days=1)}, config)["hits"]  # config: its run nests under this one
         hits = [h for h in found if h.episode.id not in stale][:plan.episodes]
@@ -142,7 +147,11 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         named = answering.names_in(question, people)
         profile = tiers.profile(user_id)
         known = people | {s.subject for s in profile.statements}
-        slot = None if policy.names_someone_else(question, known) else policy.slot_asked(question)
+        kin = policy.kin_asked(question)
+        someone_else = policy.names_someone_else(question, known) or (kin is not None and kin not in PARTNER_KIN)
+        slot = None if someone_else else policy.slot_asked(question)
+        relatives = relatives_of(user_id, question)
+        named |= {n.lower() for n in relatives}
         current = policy.slot_value([profile.statements[n] for n in profile.active(state["now"])], slot, named)
         if current is not None:
             return {"text": current.value or "", "abstained": False, "reason": f"profile: {current.slot}",
@@ -166,9 +175,27 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0,
                     "support": support}
         ranked = answering.speaker_first(ranked, named, policy.SPEAKER_MARGIN, people)
-        text, item = answering.extractive(question, decision.route, ranked, decision.temporal)
+        if relatives:  # "Where does my sister live?": what is said of her, not of the user
+            ranked = answering.naming(ranked, relatives) or ranked
+        now_asked = policy.asks_current(question) and not (decision.temporal and answering.asks_date(question))
+        if now_asked:  # about now: an earlier sentence that a later one updates does not answer
+            head = [sentence for _, sentence, _ in ranked[:SUPERSEDE_WINDOW]]
+            ranked = answering.drop_superseded(ranked, sentences.get(user_id, head), policy.SUPERSEDED_SIMILARITY,
+                                               SUPERSEDE_WINDOW)
+        text, item = answering.extractive(question, decision.route, ranked, decision.temporal, current=now_asked)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else [], "support": support}
+
+    def relatives_of(user_id: str, question: str) -> set[str]:
+        """The names of the relatives a question asks about through the user ("my sister" -> Marta),
+        read from the knowledge graph's kin relations (``has_sister``)."""
+        kin = policy.kin_asked(question)
+        if kin is None:
+            return set()
+        graph = tiers.graph(user_id)
+        relation = "has_" + kin.replace(" ", "_")
+        return {graph.entities[r.target].name for r in graph.relations.values()
+                if r.relation == relation and r.target in graph.entities}
 
     def best_similarity(state: AnswerState) -> float:
         """How close the best of the top evidence is to the question (stored vectors where they

@@ -241,7 +241,7 @@ _PROPER_ASKED = re.compile(r"^\s*(?:who|whom|whose|where|which|what(?:'s| is| wa
 _NUMBER_ASKED = re.compile(r"^\s*how (?:many|much|long|old|often|far)\b", re.I)
 _NUMBER = re.compile(r"^(?:\d[\d.,]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twice|once|"
                      r"dozens?|hundreds?|thousands?|first|second|third|fourth|fifth)$", re.I)
-_PIECES = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+-]*|[,.;:!()?]|\s[-–—]\s")
+_PIECES = re.compile(r"[^\W_][\w'’+-]*|[,.;:!()?]|\s[-–—]\s")  # \w: "Córdoba" is one word
 _PRONOUN = re.compile(r"^(?:i|i'm|i've|i'd|me|my|we|our|us|you|your|he|she|they|them|their|his|her|it|it's)$", re.I)
 
 
@@ -425,18 +425,22 @@ AFTER_MATCH, AFTER_MATCH_ONE = 1.0, 0.6  # a single new word after a match is of
 
 
 def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evidence]],
-               temporal: bool) -> tuple[str, Evidence | None]:
+               temporal: bool, current: bool = False) -> tuple[str, Evidence | None]:
     """The LLM-free answer from ranked evidence sentences, and the evidence it came from.
 
     A date question gets the resolved date of the best sentence; an abstraction
     question the new words of the few best sentences, comma-separated (it asks
     for several things); any other question the new words of the best sentence.
+    A question about now (``current``) reads, of a sentence that tells a change,
+    only the part after it (``current_part``).
     """
     if not ranked:
         return NOT_IN_MEMORY, None
     if temporal and asks_date(question):
         _, sentence, item = ranked[0]
         return date_answer(sentence, item), item
+    if current:
+        ranked = [(score, current_part(sentence), item) for score, sentence, item in ranked]
     ranked = sorted(ranked[:SPAN_RERANK], key=lambda x: -(x[0] + SPAN_WEIGHT * min(best_span(question, x[1])[1], 1.5))) \
         + ranked[SPAN_RERANK:]
     _, sentence, item = ranked[0]
@@ -540,7 +544,75 @@ def without_names(question: str, names: Iterable[str]) -> str:
     return question
 
 
+def naming(ranked: list[tuple[float, str, Evidence]], names: Iterable[str]) -> list[tuple[float, str, Evidence]]:
+    """The ranked sentences that name one of ``names``."""
+    names = list(names)
+    return [r for r in ranked if names_in(r[1], names)]
+
+
 def names_in(question: str, names: Iterable[str]) -> set[str]:
     """Which of the known person names the question mentions (case-insensitive, whole words)."""
     lowered = question.lower()
     return {n.lower() for n in names if n and re.search(rf"\b{re.escape(n.lower())}\b", lowered)}
+
+
+# "I sold the Panda and bought a Toyota Yaris", "I don't play tennis anymore, I switched to
+# padel": a sentence telling a change holds the old value and the new one; about now, only
+# the new one answers.
+_CHANGED_TO = re.compile(r"\b(?:switch(?:ed)?|chang(?:ed|e)|upgrad(?:ed|e)|mov(?:ed|e)|swap(?:ped)?|trad(?:ed|e)|"
+                         r"replac(?:ed|e)|exchang(?:ed|e)|convert(?:ed)?|transferr?(?:ed)?)\b"
+                         r"(?:\s+[\w'’.-]+){0,5}?\s+(?:to|for|with|into)\s+(?P<new>\S.*)$", re.I)
+_GAVE_UP = re.compile(r"\b(?:sold|gave up|give up|given up|quit|stopped|left|dropped|no longer|anymore|any more|"
+                      r"broke up|split up|moved out of|retired from|passed away|got rid of|lost)\b", re.I)
+# What a sentence that reports a change says ("now", "no longer", "switched to", "since"...).
+_CHANGE = re.compile(r"\b(?:now|nowadays|these days|lately|anymore|any more|no longer|instead|since|new|newly|"
+                     r"switch\w*|swap\w*|chang\w*|mov(?:ed|ing)|upgrad\w*|replac\w*|trad(?:ed|ing)|exchang\w*|"
+                     r"sold|bought|quit|left|stopped|gave up|given up|dropped|took up|taken up|started|start|became|"
+                     r"become|retrain\w*|promoted|retired|passed away|got rid of|broke up|split up|separated|"
+                     r"no more|not any more|again|finally|transferr\w*|converted|went|gone|turned)\b", re.I)
+_CLAUSE = re.compile(r"\s*(?:[,;:]|\s[-–—]\s|\b(?:and|but|so|now)\b)\s*", re.I)
+
+
+def current_part(sentence: str) -> str:
+    """The part of a sentence that tells how things are after the change it reports.
+
+    >>> current_part("I sold the Panda and bought a Toyota Yaris.")
+    'bought a Toyota Yaris.'
+    >>> current_part("I don't play tennis anymore, I switched to padel.")
+    'padel.'
+    >>> current_part("I live in Porto.")
+    'I live in Porto.'
+    """
+    changed = _CHANGED_TO.search(sentence)
+    if changed:
+        return changed.group("new")
+    gave_up = _GAVE_UP.search(sentence)
+    if gave_up:
+        rest = sentence[gave_up.end():]
+        cut = _CLAUSE.search(rest)
+        if cut and rest[cut.end():].strip(" .!"):
+            after = rest[cut.end():]
+            changed = _CHANGED_TO.search(after)
+            return changed.group("new") if changed else after
+    return sentence
+
+
+def drop_superseded(ranked: list[tuple[float, str, Evidence]], vectors: Any, threshold: float,
+                    top: int = 10) -> list[tuple[float, str, Evidence]]:
+    """``ranked`` without the sentences, among its ``top`` best, that a later sentence of the same
+    speaker among them updates: one that tells a change ("now", "switched to", "sold",
+    "no longer"...) and resembles it at least ``threshold`` (cosine of ``vectors``, one row
+    per sentence of ``ranked[:top]``). About now, the later one answers.
+
+    A sentence is only dropped for one of a later time; a memory without a time keeps its sentences.
+    """
+    head = ranked[:top]
+    dropped = set()
+    for i, (_, _, item) in enumerate(head):
+        for j, (_, sentence, later) in enumerate(head):
+            if (j != i and item.event_time and later.event_time and later.event_time > item.event_time
+                    and _CHANGE.search(sentence)
+                    and later.role.lower() == item.role.lower() and float(vectors[i] @ vectors[j]) >= threshold):
+                dropped.add(i)
+                break
+    return [r for n, r in enumerate(head) if n not in dropped] + ranked[top:]

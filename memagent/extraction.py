@@ -212,7 +212,8 @@ got found felt thought bought brought caught taught left met ran came became beg
 said sat sent spent stood told understood won wrote drove ate drew flew grew threw wore chose spoke broke forgot
 fell held led built slept swam sang put let cut hit set hurt quit read used cannot can't couldn't wouldn't didn't
 wasn't shouldn't won't meant retook learnt dreamt burnt spelt leapt sought fought dealt felt lit shot
-shut and or""".split())
+shut sold rode woke hid bit shook stole froze fed fled slid spun stuck struck swore tore wept dug hung lent
+bent rang sank drank swung beat bet cast cost split spread upset and or""".split())
 _ADVERBS = frozenset("""really just also always never still usually often sometimes actually totally definitely even
 kinda recently finally only absolutely truly sure certainly already mostly generally rarely seriously literally
 honestly personally currently now then again ever""".split())
@@ -345,21 +346,50 @@ def confidence(sentence: str) -> float:
 # --- slots and triples -------------------------------------------------------
 
 _PROPER = r"(?!I\b|I['’])[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?|de\s+|the\s+)?(?!I\b|I['’])[A-Z][\w'’-]*)*"
-_HOME = re.compile(rf"\b(?:I|[Ww]e)\s+(?:now\s+|still\s+|currently\s+)?(?:live|living|moved|relocated)\s+"
-                   rf"(?:in|to)\s+(?P<x>{_PROPER})")
-_EMPLOYER = re.compile(rf"\bI\s+(?:now\s+|still\s+|currently\s+)?(?:work(?:ing)?|start(?:ed)?|began|begin)\s+"
-                       rf"(?:from home\s+)?(?:as\s+an?\s+[a-z -]{{1,40}}?\s+)?(?:at|for)\s+(?P<x>{_PROPER})")
+# Who states a slot of their own: "I", "we", "Luca and I", with "'m", "'re", "'ve", "am", "have"...
+_SELF = r"(?:I|[Ww]e|[A-Z][a-z]+ and I)(?:['’](?:m|re|ve|d)|\s+(?:am|are|have|had))?"
+_SELF_ADV = (r"(?:\s+(?:now|still|currently|finally|just|recently|officially|actually|also|already|eventually|"
+             r"both|all))*")
+# ... or goes on a sentence that has its subject: "I left Kestrel and joined Nimbus Labs"
+_SELF_LEAD = rf"(?:\b{_SELF}{_SELF_ADV}\s+|\band\s+(?:now\s+|then\s+)?)"
+_HOME = re.compile(rf"\b{_SELF}{_SELF_ADV}\s+(?:live|living|moved|moving|relocated|relocating|settled|based)\s+"
+                   rf"(?:back\s+|down\s+|up\s+|over\s+|out\s+)?(?:in|to|into)\s+(?P<x>{_PROPER})"
+                   rf"|\b{_SELF}{_SELF_ADV}\s+(?:rent|renting|bought|own)\s+an?\s+(?:\w+\s+)?"
+                   rf"(?:flat|studio|house|apartment|place|room|home|condo)\s+in\s+(?P<y>{_PROPER})")
+_EMPLOYER = re.compile(rf"{_SELF_LEAD}(?:work(?:ing)?|start(?:ed|ing)?(?:\s+working)?|began(?:\s+working)?|"
+                       rf"begin)\s+(?:from home\s+)?(?:as\s+an?\s+[a-z -]{{1,40}}?\s+)?(?:at|for)\s+(?P<x>{_PROPER})"
+                       rf"|{_SELF_LEAD}(?:joined|joining|hired by|employed by|employed at)\s+"
+                       rf"(?:the\s+team\s+at\s+)?(?P<y>{_PROPER})"
+                       rf"|\b{_SELF}{_SELF_ADV}\s+(?:got|have|landed|took|accepted)\s+an?\s+(?:new\s+)?(?:job|position|"
+                       rf"role|post)\s+(?:as\s+(?:an?\s+)?[a-z -]{{1,40}}?\s+)?(?:at|with|for)\s+(?P<z>{_PROPER})"
+                       rf"|\b(?:I['’]m|I am)\s+(?:now\s+)?an?\s+[a-z -]{{1,40}}?\s+at\s+(?P<w>{_PROPER})"
+                       rf"|{_SELF_LEAD}(?:\w+\s+){{0,5}}?(?:as|promoted to)\s+(?:an?\s+)?[a-z -]{{1,40}}?\s+at\s+"
+                       rf"(?P<u>{_PROPER})"
+                       rf"|{_SELF_LEAD}teach\s+(?:[a-z]+\s+){{0,2}}at\s+(?P<t>{_PROPER})")
 _JOBS = (r"teacher|nurse|doctor|engineer|developer|programmer|designer|artist|writer|author|chef|cook|"
          r"lawyer|accountant|manager|consultant|student|coach|trainer|counsel(?:l)?or|therapist|"
          r"scientist|researcher|professor|journalist|photographer|musician|dancer|actor|actress|"
          r"firefighter|police officer|pilot|driver|mechanic|electrician|plumber|carpenter|farmer|"
          r"pharmacist|dentist|surgeon|architect|analyst|librarian|barista|cashier|waiter|waitress|"
-         r"salesperson|entrepreneur|veterinarian|vet|paramedic|soldier|clerk|secretary|intern")
+         r"salesperson|entrepreneur|veterinarian|vet|paramedic|soldier|clerk|secretary|intern|"
+         r"director|principal|baker|potter|roaster|assistant|administrator|officer|technician|editor|"
+         r"producer|agent|broker|banker|receptionist|carer|caregiver|nanny|tutor|lecturer|instructor|"
+         r"freelancer|contractor|translator|interpreter|illustrator|animator|physiotherapist|psychologist|"
+         r"midwife|optician|butcher|tailor|gardener|cleaner|guide|curator|economist|auditor|recruiter")
 _JOB = re.compile(rf"\b(?:my job as|I work as|I'm working as|I am working as|I'm employed as|I'm|I am|I’m)"
-                  rf"\s+(?:now\s+)?an?\s+(?P<x>(?:[a-z-]+\s+){{0,2}}?(?:{_JOBS}))\b")
-_PARTNER = re.compile(rf"\b(?:I'm|I am|I’m|I got|I)\s+(?:now\s+)?(?P<rel>married|engaged|dating|seeing)\s+"
-                      rf"(?:to\s+)?(?P<x>{_PROPER})")
-_SINGLE = re.compile(r"\b(?:I|[Ww]e)\s+(?:just\s+|recently\s+)?(?:broke up|split up|divorced|got divorced)\b|"
+                  rf"\s+(?:now\s+)?an?\s+(?P<x>(?:[a-z-]+\s+){{0,2}}?(?:{_JOBS}))\b"
+                  rf"|{_SELF_LEAD}(?:\w+\s+){{0,5}}?(?:as|promoted to)\s+(?:an?\s+)?"
+                  rf"(?P<y>(?:[a-z-]+\s+){{0,2}}?(?:{_JOBS}))\b"
+                  rf"|\b{_SELF}{_SELF_ADV}\s+teach\s+(?P<t>[a-z]+)")
+_PARTNER = re.compile(rf"\b(?:I'm|I am|I’m|I got|I|I've|I have)\s+(?:now\s+|just\s+|finally\s+)?"
+                      rf"(?:started\s+|begun\s+)?(?P<rel>married|engaged|dating|seeing)\s+(?:to\s+)?(?P<x>{_PROPER})"
+                      rf"|\b(?P<y>{_PROPER}) and I\s+(?:just\s+|finally\s+)?(?:got|are|were|have been|'re|’re)\s+"
+                      rf"(?:now\s+)?(?P<rel2>married|engaged|dating|seeing each other)\b"
+                      rf"|\b(?P<rel3>seeing|dating) someone(?: new)?,?\s+(?:her|his|their) name is (?P<z>{_PROPER})"
+                      rf"|\bmet (?P<w>{_PROPER})\b.*\bwe(?:['’]re| are)\s+(?:now\s+)?(?P<rel4>dating|engaged|married)\b"
+                      rf"|\b[Mm]y\s+(?:new\s+)?(?P<rel5>husband|wife|boyfriend|girlfriend|fianc[ée]e?),?\s+"
+                      rf"(?P<v>[A-Z][a-z]+)\b")
+_SINGLE = re.compile(r"\b(?:I|[Ww]e)\s+(?:just\s+|recently\s+)?(?:broke up|split up|separated|divorced|got divorced)\b|"
                      r"\b(?:I'm|I am)\s+(?:now\s+)?single\b", re.I)
 _KIN = re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+(?:(?:little|older|younger|big|baby|twin|best|new|old)\s+)*(?P<rel>{_FAMILY})"
                   rf",?\s+(?P<x>[A-Z][a-z]+)\b")
@@ -370,7 +400,10 @@ _LIKES = re.compile(r"\b(?:I|[Ww]e)\s+(?:really\s+|absolutely\s+|just\s+|also\s+
                     r"adore|hate|dislike)\s+(?P<to>to\s+)?(?:the\s+)?(?P<x>[a-z]+(?:\s+[a-z]+)?)\b")
 _VISIT = re.compile(rf"(?<!never )(?<!not )\b(?:went|traveled|travelled|flew|drove|visited)\s+(?:back\s+)?(?:to\s+)?"
                     rf"(?P<x>{_PROPER})")
-_PARTNER_RELATIONS = {"married": "married_to", "engaged": "engaged_to", "dating": "dating", "seeing": "dating"}
+_PARTNER_RELATIONS = {"married": "married_to", "engaged": "engaged_to", "dating": "dating", "seeing": "dating",
+                      "seeing each other": "dating", "husband": "married_to", "wife": "married_to",
+                      "boyfriend": "dating", "girlfriend": "dating", "fiance": "engaged_to", "fiancé": "engaged_to",
+                      "fiancee": "engaged_to", "fiancée": "engaged_to"}
 _NORMAL = {"mom": "mother", "mum": "mother", "dad": "father", "kid": "child", "kids": "child", "children": "child",
            "grandma": "grandmother", "grandpa": "grandfather", "parents": "parent", "grandparents": "grandparent",
            "co-worker": "coworker", "neighbor": "neighbour", "fiancé": "fiance", "fiancée": "fiance",
@@ -392,16 +425,35 @@ def read_slot(sentence: str) -> tuple[str, str] | None:
     >>> read_slot("My favourite food is grilled sardines now."), read_slot("Jazz is my favorite music!")
     (('favourite food', 'grilled sardines'), ('favourite music', 'Jazz'))
     """
+    slots = read_slots(sentence)
+    return slots[0] if slots else None
+
+
+def _group(match: re.Match[str]) -> str:
+    return next(v for k, v in match.groupdict().items() if v is not None and not k.startswith("rel"))
+
+
+def read_slots(sentence: str) -> list[tuple[str, str]]:
+    """Every exclusive attribute a sentence names, one value per slot, in the order home,
+    employer, partner, job, favourite.
+
+    >>> read_slots("I left Kestrel and joined Nimbus Labs as a product manager.")
+    [('employer', 'Nimbus Labs'), ('job', 'product manager')]
+    >>> read_slots("We finally moved to Bristol last weekend."), read_slots("Lucia and I got married in July!")
+    ([('home', 'Bristol')], [('partner', 'Lucia')])
+    """
+    found = []
     for slot, pattern in (("home", _HOME), ("employer", _EMPLOYER), ("partner", _PARTNER)):
         match = pattern.search(sentence)
         if match:
-            return slot, match.group("x").strip(" .,'’")
-    if _SINGLE.search(sentence):
-        return "partner", "single"
+            found.append((slot, _group(match).strip(" .,'’")))
+    if not any(slot == "partner" for slot, _ in found) and _SINGLE.search(sentence):
+        found.append(("partner", "single"))
     match = _JOB.search(sentence)
     if match:
-        return "job", match.group("x")
-    return read_favourite(sentence)
+        found.append(("job", f"{match.group('t')} teacher" if match.group("t") else _group(match).strip()))
+    favourite = read_favourite(sentence)
+    return found + [favourite] if favourite else found
 
 
 _WHEN_NOW = r"(?:now|lately|today|currently|these days|nowadays|right now|at the moment)"
@@ -440,8 +492,9 @@ def _slot_triple(name: str, slot: str, value: str, sentence: str) -> Triple | No
     if slot == "employer":
         return Triple(name, "works_at", value, "organisation", True)
     if slot == "partner" and value != "single":
-        relation = _PARTNER_RELATIONS[_PARTNER.search(sentence).group("rel").lower()]
-        return Triple(name, relation, value, "person", True)
+        match = _PARTNER.search(sentence)
+        said = next(v for k, v in match.groupdict().items() if k.startswith("rel") and v) if match else "dating"
+        return Triple(name, _PARTNER_RELATIONS.get(said.lower(), "dating"), value, "person", True)
     return None
 
 
@@ -525,20 +578,26 @@ _SLOT_CATEGORY = {"home": Category.LOCATION, "employer": Category.WORK, "job": C
                   "partner": Category.RELATIONSHIP, "favourite": Category.PREFERENCE}
 
 
-def _candidate(group: list[str], episode: Episode, name: str, other: str | None) -> Candidate:
-    """One statement from first-person sentences and the plain sentences that elaborate them."""
+def _candidates(group: list[str], episode: Episode, name: str, other: str | None) -> list[Candidate]:
+    """The statement of first-person sentences and the plain sentences that elaborate them: one
+    per slot they fill ("I live in Leeds and work as a nurse" fills home, employer and job), so
+    that a later change of one slot closes that one only."""
     dated = [resolve_dates(s, episode) for s in group]
     if other:  # "That's great news, Mel." -> "That's great news."
         dated = [re.sub(rf",?\s*\b{re.escape(other)}(?=\s*[!.?]*$)", "", s) for s in dated]
     personal = " ".join(s for s in dated if _FIRST_PERSON.search(s))
-    slot = read_slot(personal)
-    category = _SLOT_CATEGORY.get(slot[0].split()[0], categorize(personal)) if slot else categorize(personal)
-    return Candidate(
-        subject=name, text=" ".join(_finish(rewrite_pronouns(s, name, other)) for s in dated),
-        category=category,
-        confidence=confidence(personal), episode_id=episode.id,
-        session_id=episode.session_id, event_time=episode.event_time, slot=slot[0] if slot else None,
-        value=slot[1] if slot else None, triples=read_triples(personal, name, slot))
+    text = " ".join(_finish(rewrite_pronouns(s, name, other)) for s in dated)
+    slots: list[tuple[str, str] | None] = [*read_slots(personal)] or [None]
+    out = []
+    for n, slot in enumerate(slots):
+        category = _SLOT_CATEGORY.get(slot[0].split()[0], categorize(personal)) if slot else categorize(personal)
+        triples = read_triples(personal, name, slot) if n == 0 else \
+            tuple(t for t in read_triples(personal, name, slot) if t.functional)
+        out.append(Candidate(
+            subject=name, text=text, category=category, confidence=confidence(personal), episode_id=episode.id,
+            session_id=episode.session_id, event_time=episode.event_time, slot=slot[0] if slot else None,
+            value=slot[1] if slot else None, triples=triples))
+    return out
 
 
 def _groups(sentences: list[str]) -> list[list[str]]:
@@ -573,7 +632,7 @@ def extract(episode: Episode) -> list[Candidate]:
     other = addressee_name(episode, name)
     sentences = [_restore_subject(clean_sentence(s)) for s in split_sentences(episode.text)]
     groups = _merge(_groups([s for s in sentences if not is_small_talk(s)]))
-    return [_candidate(group, episode, name, other) for group in groups]
+    return [c for group in groups for c in _candidates(group, episode, name, other)]
 
 
 # --- optional: embeddings for the rules' EVENT leftovers ----------------------

@@ -132,3 +132,52 @@ def names_someone_else(question: str, people: set[str]) -> bool:
 # made-up lives of benchmarks/llm_path.py with Qwen2.5-Coder 0.5B and 1.5B (all 12 folds
 # chose 1; cross-validated pass rate 77.3 % and 81.8 %, against 68.2 % and 75.8 % with 5).
 SUPPORT_SENTENCES = 1
+
+
+# A question about how things are now ("What car do I drive?", "Where does my sister live?"),
+# not about a past state or event ("What car did I drive?", "What was my first car?").
+_PRESENT_AUX = re.compile(r"\b(?:do|does|am|is|are|'s|’s|'m|’m|'re|’re|have|has)\b", re.I)
+_PAST = re.compile(r"\b(?:did|was|were|had|used to|before|previous(?:ly)?|formerly|former|ago|first|ever|"
+                   r"earlier|originally|at first|back then|last time)\b", re.I)
+
+
+def asks_current(question: str) -> bool:
+    """Whether ``question`` asks how things stand at the asked date.
+
+    >>> asks_current("What car do I drive?"), asks_current("What car did I drive?")
+    (True, False)
+    >>> asks_current("What is my diet?"), asks_current("What was my first car?")
+    (True, False)
+    """
+    return bool(_PRESENT_AUX.search(question)) and not _PAST.search(question)
+
+
+# An earlier sentence of the same speaker that a later one resembles this closely (cosine of
+# their embeddings) no longer answers a question about now: the later one is the update
+# ("I drive an old Fiat Panda" -> "I sold the Panda and bought a Toyota Yaris").
+# Chosen by leave-one-user-out cross-validation on the dev users of
+# benchmarks/data/knowledge_updates.json (benchmarks/knowledge_updates.py --cv).
+SUPERSEDED_SIMILARITY = 0.5
+
+# The relatives a question may ask about through the user ("my sister", "my mum").
+KIN = ("sister", "brother", "sibling", "mother", "father", "parent", "son", "daughter", "child", "husband",
+       "wife", "partner", "spouse", "boyfriend", "girlfriend", "fiance", "best friend", "friend", "cousin",
+       "aunt", "uncle", "grandmother", "grandfather", "niece", "nephew", "neighbour", "colleague", "coworker",
+       "boss", "roommate", "mentor")
+_KIN_WORDS = {"mom": "mother", "mum": "mother", "dad": "father", "parents": "parent", "kid": "child",
+              "kids": "child", "children": "child", "neighbor": "neighbour", "grandma": "grandmother",
+              "grandpa": "grandfather", "co-worker": "coworker", "fiancé": "fiance", "fiancée": "fiance",
+              **{k: k for k in KIN}, **{f"{k}s": k for k in KIN if " " not in k}}
+_KIN_ASKED = re.compile(r"\b(?:my|our)\s+(?:(?:little|older|younger|big|baby|twin|eldest|oldest)\s+)?"
+                        rf"(?P<kin>{'|'.join(sorted(map(re.escape, _KIN_WORDS), key=len, reverse=True))})\b",
+                        re.I)
+
+
+def kin_asked(question: str) -> str | None:
+    """The relative a question is about, normalised ("Where does my mum live?" -> "mother").
+
+    >>> kin_asked("Where does my mum live?"), kin_asked("What does my best friend do?"), kin_asked("Where do I live?")
+    ('mother', 'best friend', None)
+    """
+    match = _KIN_ASKED.search(question)
+    return _KIN_WORDS[match.group("kin").lower()] if match else None

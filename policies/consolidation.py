@@ -95,8 +95,9 @@ def decide(candidate: Candidate, vector: np.ndarray, statements: Sequence[Statem
     sims = vectors[same] @ vector
     ranked = sorted(range(len(same)), key=lambda n: (-float(sims[n]), statements[same[n]].id))
     for n in ranked:  # absorbed already, open or closed since: a replayed batch changes nothing
-        statement = statements[same[n]]
-        if candidate.episode_id in statement.evidence_ids and sims[n] >= merge_similarity:
+        statement = statements[same[n]]  # (one episode may fill several slots, one statement each)
+        if candidate.episode_id in statement.evidence_ids and sims[n] >= merge_similarity \
+                and statement.slot == candidate.slot:
             return Decision(KNOWN, statement.id, float(sims[n]))
     ranked = [n for n in ranked if statements[same[n]].valid_to is None]
     if not ranked:

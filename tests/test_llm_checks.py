@@ -121,20 +121,21 @@ def test_a_statement_with_one_bad_field_is_dropped_alone(tmp_path, embedder):
         memory.add("maya", [{"role": "Maya", "text": LIFE[0][2], "timestamp": LIFE[0][0]}])
         counts = memory.consolidate("maya")
         assert counts["rejected: invalid field"] == 1 and counts.get("fallbacks", 0) == 0
-        assert counts["candidates"] == 2  # the rules' statement and the model's good one
+        assert counts["candidates"] == 4  # the rules' statements (home, employer, job) and the model's good one
 
 
 def test_a_slot_the_speaker_states_is_taken_from_the_model(tmp_path, embedder):
-    reply = json.dumps({"statements": [{"text": "I settled down in Braga.", "category": "location",
+    reply = json.dumps({"statements": [{"text": "I settled on Braga as my home.", "category": "location",
                                         "slot": "home", "value": "Braga"}]})
     with Memory(tmp_path / "m", embedder=embedder, llm=scripted(reply)) as memory:
-        memory.add("maya", [{"role": "Maya", "text": "We finally settled down in Braga this spring!",
+        memory.add("maya", [{"role": "Maya", "text": "We finally settled on Braga as our home this spring!",
                              "timestamp": "2024-05-01"}])
         counts = memory.consolidate("maya")
         assert sum(v for k, v in counts.items() if k.startswith("rejected")) == 0
         assert slots(memory, "2024-06-01") == {"home": "Braga"}
         held = {s.text: s.slot for s in memory.profile("maya") if s.kind == "statement"}
-        assert held == {"Maya and family finally settled down in Braga this spring.": "home"}  # the rules' text
+        # the rules' text
+        assert held == {"Maya and family finally settled on Braga as Maya's home this spring.": "home"}
 
 
 def test_a_first_person_statement_is_rewritten_to_stand_alone():

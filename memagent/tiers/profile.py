@@ -125,7 +125,11 @@ class UserProfile:
         return old
 
     def _from_candidate(self, c: Candidate) -> Statement:
-        return Statement(id=statement_id(self.user_id, f"{c.episode_id}\x00{c.text}"), user_id=self.user_id,
+        key = f"{c.episode_id}\x00{c.text}"
+        first = self.get(statement_id(self.user_id, key))
+        if first is not None and first.slot != c.slot:  # one sentence, another slot: its own statement
+            key = f"{key}\x00{c.slot}"
+        return Statement(id=statement_id(self.user_id, key), user_id=self.user_id,
                          subject=c.subject, text=c.text, category=c.category, confidence=c.confidence,
                          evidence_ids=(c.episode_id,), valid_from=c.event_time, session_id=c.session_id,
                          slot=c.slot, value=c.value)

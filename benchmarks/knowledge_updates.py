@@ -17,6 +17,8 @@ words and none of its ``stale`` ones (the old value, or another person's). Print
 pass rate by kind of fact, for questions about now and about an earlier date, by
 split ("dev" users were read while rules were changed, "held-out" users only
 measured), and with ``--failures`` each failed question with its answer.
+``--cv`` chooses ``policies.answering.SUPERSEDED_SIMILARITY`` by leave-one-dev-user-out
+and prints the cross-validated figure.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import json
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from memagent import Memory
+from memagent.policies import answering as policy
 
 CASES = Path(__file__).resolve().parent / "data" / "knowledge_updates.json"
+GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 2.0)  # 2.0: no sentence is ever dropped
 
 
 def passes(text: str, abstained: bool, item: dict[str, Any]) -> bool:
@@ -40,9 +45,12 @@ def passes(text: str, abstained: bool, item: dict[str, Any]) -> bool:
             and not any(w.lower() in low for w in item["stale"]))
 
 
-def run(split: str | None = None) -> list[dict[str, Any]]:
+def run(split: str | None = None, thresholds: Sequence[float] = ()) -> dict[float, list[dict[str, Any]]]:
+    """The rows of every question, per value of ``policies.answering.SUPERSEDED_SIMILARITY``
+    (the default alone unless ``thresholds``), over one ingest."""
     users = [u for u in json.loads(CASES.read_text("utf-8"))["users"] if split in (None, u["split"])]
-    rows = []
+    default = policy.SUPERSEDED_SIMILARITY
+    out = {}
     with tempfile.TemporaryDirectory(prefix="memagent-updates-") as root, Memory(root) as memory:
         for user in users:
             messages = [{"id": f"t{n}", "role": user["user"], "text": text, "timestamp": date}
@@ -50,15 +58,48 @@ def run(split: str | None = None) -> list[dict[str, Any]]:
             for message in messages:  # one session a day, as the user told it
                 memory.add(user["user"], [message], session_id=message["timestamp"])
             memory.consolidate(user["user"])
-        for user in users:
-            for item in user["questions"]:
-                answer = memory.ask(user["user"], item["q"], at=item.get("at", user["at"]))
-                rows.append({"user": user["user"], "split": user["split"], "kind": item["kind"],
-                             "when": "earlier" if "at" in item else "now", "question": item["q"],
-                             "at": item.get("at", user["at"]), "expect": item["expect"], "stale": item["stale"],
-                             "answer": answer.text, "route": answer.route.value,
-                             "pass": passes(answer.text, answer.abstained, item)})
-    return rows
+        for threshold in dict.fromkeys([default, *thresholds]):
+            policy.SUPERSEDED_SIMILARITY = threshold
+            rows = out[threshold] = []
+            for user in users:
+                for item in user["questions"]:
+                    answer = memory.ask(user["user"], item["q"], at=item.get("at", user["at"]))
+                    rows.append({"user": user["user"], "split": user["split"], "kind": item["kind"],
+                                 "when": "earlier" if "at" in item else "now", "question": item["q"],
+                                 "at": item.get("at", user["at"]), "expect": item["expect"],
+                                 "stale": item["stale"], "answer": answer.text, "route": answer.route.value,
+                                 "pass": passes(answer.text, answer.abstained, item)})
+        policy.SUPERSEDED_SIMILARITY = default
+    return out
+
+
+def cross_validate(by_threshold: dict[float, list[dict[str, Any]]]) -> str:
+    """Leave one dev user out: the threshold with the best pass rate on the other dev users (the
+    default first on ties) scores the one left out. The held-out users are scored at the
+    threshold chosen on every dev user."""
+    first = next(iter(by_threshold.values()))
+    dev_users = sorted({r["user"] for r in first if r["split"] == "dev"})
+
+    def rate(threshold: float, users: set[str]) -> float:
+        rows = [r for r in by_threshold[threshold] if r["user"] in users]
+        return sum(r["pass"] for r in rows) / max(1, len(rows))
+
+    def choose(users: set[str]) -> float:
+        return max(by_threshold, key=lambda t: rate(t, users))  # max keeps the first of equals: the default
+
+    passed, total, lines = 0, 0, []
+    for user in dev_users:
+        chosen = choose(set(dev_users) - {user})
+        rows = [r for r in by_threshold[chosen] if r["user"] == user]
+        passed, total = passed + sum(r["pass"] for r in rows), total + len(rows)
+        lines.append(f"  left out {user}: chose {chosen:g}, {sum(r['pass'] for r in rows)}/{len(rows)}")
+    overall = choose(set(dev_users))
+    held = [r for r in by_threshold[overall] if r["split"] == "held-out"]
+    in_sample = {t: f"{100 * rate(t, set(dev_users)):.1f}" for t in by_threshold}
+    return "\n".join([f"SUPERSEDED_SIMILARITY, dev pass rate in sample: {in_sample}", *lines,
+                      f"cross-validated dev pass rate: {100 * passed / max(1, total):.1f} % ({total} questions); "
+                      f"chosen on all dev users: {overall:g}; held-out users at it: "
+                      f"{100 * sum(r['pass'] for r in held) / max(1, len(held)):.1f} % ({len(held)} questions)"])
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -82,9 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", choices=["dev", "held-out"], help="only these users (default: all)")
     parser.add_argument("--failures", action="store_true", help="print each failed question with its answer")
+    parser.add_argument("--cv", action="store_true",
+                        help="choose SUPERSEDED_SIMILARITY by leave-one-dev-user-out over " + ", ".join(map(str, GRID)))
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args()
-    rows = run(args.split)
+    by_threshold = run(args.split, GRID if args.cv else ())
+    rows = by_threshold[policy.SUPERSEDED_SIMILARITY]
     print("\nKnowledge updates: pass rate % (questions) by kind; 'earlier' questions are asked at a past date\n")
     print(table(rows))
     if args.failures:
@@ -93,6 +137,8 @@ def main() -> None:
                 print(f"\n[{row['split']}] {row['user']} {row['kind']} ({row['when']}, at {row['at']}): "
                       f"{row['question']}"
                       f"\n  expect {row['expect']} not {row['stale']}\n  got: {row['answer'][:300]}", file=sys.stdout)
+    if args.cv:
+        print("\n" + cross_validate(by_threshold))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=1, ensure_ascii=False), "utf-8")
 

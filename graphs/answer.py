@@ -182,7 +182,9 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             head = [sentence for _, sentence, _ in ranked[:SUPERSEDE_WINDOW]]
             ranked = answering.drop_superseded(ranked, sentences.get(user_id, head), policy.SUPERSEDED_SIMILARITY,
                                                SUPERSEDE_WINDOW)
-        text, item = answering.extractive(question, decision.route, ranked, decision.temporal, current=now_asked)
+        # the relatives asked about count as words of the question: "Where did my sister live?" is not "Marta"
+        asked = " ".join([question, *sorted(relatives)])
+        text, item = answering.extractive(asked, decision.route, ranked, decision.temporal, current=now_asked)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else [], "support": support}
 

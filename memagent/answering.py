@@ -120,8 +120,14 @@ def assemble(evidence: Sequence[Evidence], budget: int, count: TokenCounter) -> 
     return used, "\n".join(lines), tokens
 
 
+# "When do I exercise?", "When does Sam train?": a habit, not a date.
+_HABIT = re.compile(r"^when (?:do|does) ", re.I)
+
+
 def asks_date(question: str) -> bool:
-    return bool(_DATE_WORDS.match(question.strip()))
+    """Whether the question asks for a date ("When did ...?"), not a habit ("When do I run?")."""
+    question = question.strip()
+    return bool(_DATE_WORDS.match(question)) and not _HABIT.match(question)
 
 
 _ASKS_PHOTO = re.compile(r"\b(?:photo|picture|pic|image|shar\w*)\b", re.I)

@@ -42,10 +42,13 @@ PLANS: dict[Route, RoutePlan] = {
 _SLOT_QUESTIONS = {
     "home": re.compile(r"\bwhere (?:do|does|did)\b.*\blive\b|\b(?:which|what) (?:city|town|country)\b.*\blive\b|"
                        r"\bwhere\b.*\b(?:home|based)\b", re.I),
-    "employer": re.compile(r"\bwhere (?:do|does)\b.*\bwork\b|\b(?:employer|which company|what company)\b", re.I),
+    "employer": re.compile(r"\bwhere (?:do|does)\b.*\bwork\b|\b(?:employer|which company|what company)\b|"
+                           r"\bwho (?:do|does)\b.*\bwork for\b", re.I),
     "job": re.compile(r"\bwhat\b.*\b(?:job|occupation|profession)\b|"
                       r"\bwhat (?:do|does)\b.*\bdo for (?:a )?(?:living|work)\b", re.I),
-    "partner": re.compile(r"\b(?:relationship status|who is\b.*\b(?:partner|married to|dating))\b", re.I),
+    "partner": re.compile(r"\b(?:relationship status|who (?:is|am|are)\b.*\b(?:partner|married to|dating|seeing|"
+                          r"engaged to|wife|husband|girlfriend|boyfriend|fianc\w*))\b|"
+                          r"^\s*(?:am|are|is) \w+ (?:\w+ )?(?:married|single|engaged|dating|in a relationship)\b", re.I),
 }
 
 
@@ -157,7 +160,7 @@ def asks_current(question: str) -> bool:
 # ("I drive an old Fiat Panda" -> "I sold the Panda and bought a Toyota Yaris").
 # Chosen by leave-one-user-out cross-validation on the dev users of
 # benchmarks/data/knowledge_updates.json (benchmarks/knowledge_updates.py --cv).
-SUPERSEDED_SIMILARITY = 0.5
+SUPERSEDED_SIMILARITY = 0.3
 
 # The relatives a question may ask about through the user ("my sister", "my mum").
 KIN = ("sister", "brother", "sibling", "mother", "father", "parent", "son", "daughter", "child", "husband",

@@ -195,9 +195,9 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         if kin is None:
             return set()
         graph = tiers.graph(user_id)
-        relation = "has_" + kin.replace(" ", "_")
+        relations = {"has_" + kin.replace(" ", "_"), "has_" + kin.split()[-1]}  # "my best friend Zoe": has_friend
         return {graph.entities[r.target].name for r in graph.relations.values()
-                if r.relation == relation and r.target in graph.entities}
+                if r.relation in relations and r.target in graph.entities}
 
     def best_similarity(state: AnswerState) -> float:
         """How close the best of the top evidence is to the question (stored vectors where they

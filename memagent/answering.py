@@ -121,7 +121,7 @@ def assemble(evidence: Sequence[Evidence], budget: int, count: TokenCounter) -> 
 
 
 # "When do I exercise?", "When does Sam train?": a habit, not a date.
-_HABIT = re.compile(r"^when (?:do|does) ", re.I)
+_HABIT = re.compile(r"^when (?:do|does|are) ", re.I)
 
 
 def asks_date(question: str) -> bool:
@@ -430,6 +430,9 @@ PROPER_BONUS = 1.0  # per capitalised word, when a who/where/which question asks
 AFTER_MATCH, AFTER_MATCH_ONE = 1.0, 0.6  # a single new word after a match is often a compound ("dog | walker")
 
 
+_CHOICE = re.compile(r"\b([a-z]+) or ([a-z]+)\s*\?*\s*$", re.I)
+
+
 def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evidence]],
                temporal: bool, current: bool = False) -> tuple[str, Evidence | None]:
     """The LLM-free answer from ranked evidence sentences, and the evidence it came from.
@@ -453,6 +456,11 @@ def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evide
     if route is Route.ABSTRACTION and asks_list(question):
         spans = list(dict.fromkeys(span_answer(question, s, 6) for _, s, _ in ranked[:3]))
         return ", ".join(spans), item
+    choice = _CHOICE.search(question)
+    if choice:  # "Do I work nights or days?": the option the best sentence holds
+        held = [o for o in choice.groups() if _stem(o) in {_stem(w) for w in content_words(sentence)}]
+        if len(held) == 1:
+            return held[0], item
     span = span_answer(question, sentence, 6)
     if _YES_NO.match(question.strip()):
         return ("Likely yes" if route is Route.GENERALIZATION else "Yes") + f"; {span}", item
@@ -607,17 +615,19 @@ def drop_superseded(ranked: list[tuple[float, str, Evidence]], vectors: Any, thr
                     top: int = 10) -> list[tuple[float, str, Evidence]]:
     """``ranked`` without the sentences, among its ``top`` best, that a later sentence of the same
     speaker among them updates: one that tells a change ("now", "switched to", "sold",
-    "no longer"...) and resembles it at least ``threshold`` (cosine of ``vectors``, one row
-    per sentence of ``ranked[:top]``). About now, the later one answers.
+    "no longer"...), shares a content word with it ("I sold the Panda") and resembles it at
+    least ``threshold`` (cosine of ``vectors``, one row per sentence of ``ranked[:top]``).
+    About now, the later one answers.
 
     A sentence is only dropped for one of a later time; a memory without a time keeps its sentences.
     """
     head = ranked[:top]
+    words = [{_stem(w) for w in content_words(sentence)} for _, sentence, _ in head]
     dropped = set()
     for i, (_, _, item) in enumerate(head):
         for j, (_, sentence, later) in enumerate(head):
             if (j != i and item.event_time and later.event_time and later.event_time > item.event_time
-                    and _CHANGE.search(sentence)
+                    and _CHANGE.search(sentence) and words[i] & words[j]  # it names what it updates
                     and later.role.lower() == item.role.lower() and float(vectors[i] @ vectors[j]) >= threshold):
                 dropped.add(i)
                 break

@@ -365,7 +365,8 @@ _EMPLOYER = re.compile(rf"{_SELF_LEAD}(?:work(?:ing)?|start(?:ed|ing)?(?:\s+work
                        rf"|\b(?:I['’]m|I am)\s+(?:now\s+)?an?\s+[a-z -]{{1,40}}?\s+at\s+(?P<w>{_PROPER})"
                        rf"|{_SELF_LEAD}(?:\w+\s+){{0,5}}?(?:as|promoted to)\s+(?:an?\s+)?[a-z -]{{1,40}}?\s+at\s+"
                        rf"(?P<u>{_PROPER})"
-                       rf"|{_SELF_LEAD}teach\s+(?:[a-z]+\s+){{0,2}}at\s+(?P<t>{_PROPER})")
+                       rf"|{_SELF_LEAD}teach\s+(?:[a-z]+\s+){{0,2}}at\s+(?P<t>{_PROPER})"
+                       rf"|{_SELF_LEAD}(?P<s>freelance|self-employed|work for myself)\b")
 _JOBS = (r"teacher|nurse|doctor|engineer|developer|programmer|designer|artist|writer|author|chef|cook|"
          r"lawyer|accountant|manager|consultant|student|coach|trainer|counsel(?:l)?or|therapist|"
          r"scientist|researcher|professor|journalist|photographer|musician|dancer|actor|actress|"
@@ -446,7 +447,8 @@ def read_slots(sentence: str) -> list[tuple[str, str]]:
     for slot, pattern in (("home", _HOME), ("employer", _EMPLOYER), ("partner", _PARTNER)):
         match = pattern.search(sentence)
         if match:
-            found.append((slot, _group(match).strip(" .,'’")))
+            value = _group(match).strip(" .,'’")
+            found.append((slot, "freelance" if match.groupdict().get("s") else value))
     if not any(slot == "partner" for slot, _ in found) and _SINGLE.search(sentence):
         found.append(("partner", "single"))
     match = _JOB.search(sentence)

@@ -54,6 +54,7 @@ class AnswerState(TypedDict, total=False):
     hits: list[Evidence]
     derived: list[Evidence]
     derived_vectors: dict[str, np.ndarray]
+    relatives: set[str]  # the names of the relatives the question asks about ("my sister" -> Marta)
     used: list[Evidence]
     context: str
     tokens: int
@@ -110,7 +111,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
                     if relation.id not in seen:
                         seen.add(relation.id)
                         derived.append(_evidence(relation, 0.0))
-        return {"hits": episodes, "derived": derived, "derived_vectors": _vectors_of(deps, user_id, derived)}
+        return {"hits": episodes, "derived": derived, "derived_vectors": _vectors_of(deps, user_id, derived),
+                "relatives": relatives}
 
     def assemble(state: AnswerState) -> AnswerState:
         # Episodes by retrieval rank, then derived items: on LoCoMo, putting statements first
@@ -150,7 +152,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         kin = policy.kin_asked(question)
         someone_else = policy.names_someone_else(question, known) or (kin is not None and kin not in PARTNER_KIN)
         slot = None if someone_else else policy.slot_asked(question)
-        relatives = relatives_of(user_id, question)
+        relatives = state.get("relatives", set())  # read from the graph once, by retrieve
         named |= {n.lower() for n in relatives}
         current = policy.slot_value([profile.statements[n] for n in profile.active(state["now"])], slot, named)
         if current is not None:

@@ -127,9 +127,11 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             return ruled
         profile = tiers.profile(state["user_id"])
         current = [profile.statements[n] for n in profile.active(state["now"])]
+        lines = answering.profile_lines(current)
+        if state["decision"].route is Route.GENERALIZATION and policy.asks_advice(state["question"]):
+            lines += answering.constraint_lines(advice_bounds(state, current))  # the advice must respect them
         system, prompt = answering.grounded_prompt(
-            state["question"], answering.dated_context(state["used"]), state["decision"].route, state["now"],
-            answering.profile_lines(current))
+            state["question"], answering.dated_context(state["used"]), state["decision"].route, state["now"], lines)
         reply = llm.text(system, prompt)
         if reply is None:
             return {**ruled, "reason": f"{ruled['reason']} (the chat model failed)"}
@@ -159,6 +161,13 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             return {"text": current.value or "", "abstained": False, "reason": f"profile: {current.slot}",
                     "llm_calls": 0, "sources": [current.id, *current.evidence_ids],
                     "used": [_evidence(current, 1.0), *state["used"]], "support": [current.text]}
+        if decision.route is Route.GENERALIZATION and policy.asks_advice(question) and not someone_else:
+            # "Suggest a dinner recipe": with no chat model, what any advice must respect
+            bounds = advice_bounds(state, [profile.statements[n] for n in profile.active(state["now"])])
+            if bounds:
+                return {"text": answering.constraints_answer(bounds), "abstained": False,
+                        "reason": "profile constraints", "llm_calls": 0, "sources": [s.id for s in bounds],
+                        "support": [s.text for s in bounds]}
         # Sentences are matched to the question without its names: who said what is
         # weighed apart (speaker_first, about), so a sentence that merely names the
         # person asked about does not outrank the one that answers.
@@ -189,6 +198,11 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         text, item = answering.extractive(asked, decision.route, ranked, decision.temporal, current=now_asked)
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else [], "support": support}
+
+    def advice_bounds(state: AnswerState, valid: list[Statement]) -> list[Statement]:
+        """What advice to the memory's speakers must respect, of the statements ``valid`` now."""
+        speakers = {p for p in deps.episodes.speakers(state["user_id"]) if p.lower() not in NON_USER_ROLES}
+        return policy.advice_constraints(valid, [e.id for e in state["derived"]], speakers)
 
     def relatives_of(user_id: str, question: str) -> set[str]:
         """The names of the relatives a question asks about through the user ("my sister" -> Marta),

@@ -480,11 +480,28 @@ def grounded_prompt(question: str, context: str, route: Route, now: datetime,
     if route is Route.GENERALIZATION:
         system = system.replace(
             f"If the memories do not contain the answer, reply exactly: {NOT_IN_MEMORY} ",
-            "Combine what the memories say about the user with your general knowledge of the world; "
+            "Combine what the memories and the profile say about the user with your general knowledge "
+            "of the world, and respect what the profile says they live with (diet, allergies, where they live); "
             f"if they say nothing relevant about the user, reply exactly: {NOT_IN_MEMORY} ")
     known = f"<profile>\n{chr(10).join(profile)}\n</profile>\n" if profile else ""
     user = (f"Today is {now:%-d %B %Y}.\n{known}<memories>\n{context}\n</memories>\n\nQuestion: {question}")
     return system, user
+
+
+def constraints_answer(statements: Sequence[Statement]) -> str:
+    """The LLM-free answer to an advice question: what the memory holds that the advice must respect.
+
+    >>> from memagent.types import Category
+    >>> s = Statement("a", "u", "Sam", "I'm vegan", Category.HEALTH, 0.9, (), datetime(2024, 1, 1))
+    >>> constraints_answer([s])
+    "From memory, to keep in mind: I'm vegan."
+    """
+    return "From memory, to keep in mind: " + "; ".join(s.text.rstrip(" .!") for s in statements) + "."
+
+
+def constraint_lines(statements: Iterable[Statement]) -> list[str]:
+    """The ``constraints_answer`` statements as profile lines for a chat model: ``Sam: "I'm vegan" (since ...)``."""
+    return [f"{label(s.subject)}: {quoted(s.text)} (since {s.valid_from:%-d %B %Y})" for s in statements]
 
 
 def profile_lines(statements: Iterable[Statement]) -> list[str]:

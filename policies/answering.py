@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memagent.policies.consolidation import favourite_slot
-from memagent.types import Route, Statement
+from memagent.types import Category, Route, Statement
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,60 @@ def kin_asked(question: str) -> str | None:
     """
     match = _KIN_ASKED.search(question)
     return _KIN_WORDS[match.group("kin").lower()] if match else None
+
+
+# Advice for the user ("Suggest a dinner recipe", "What should I cook tonight?"): with no chat
+# model, the answer is what the profile holds that any advice must respect.
+_ADVICE = re.compile(r"\b(?:suggest\w*|recommend\w*|advi[cs]e|ideas? for|tips? (?:for|on)|what should (?:I|we)|"
+                     r"where should (?:I|we)|which \w+ should (?:I|we)|should (?:I|we) (?:try|get|cook|make|eat|"
+                     r"order|buy|visit|go|book|read|watch)|help me (?:plan|pick|choose|find|decide)|"
+                     r"plan (?:a|an|my|our)|pick (?:a|an|something)|any good)\b", re.I)
+# Statements that constrain advice: diet, allergies, intolerances, what the user avoids.
+_CONSTRAINT = re.compile(r"\b(?:vegetarian|vegan|pescatarian|plant-based|gluten|lactose|dairy-free|dairy|nut-free|"
+                         r"allerg\w*|intoleran\w*|halal|kosher|keto|paleo|diabet\w*|coeliac|celiac|sober|"
+                         r"teetotal\w*|(?:don't|do not|can't|cannot|never|no longer|stopped|quit) (?:eat|drink)\w*|"
+                         r"diet|avoid\w*)\b", re.I)
+_FOR_ME = re.compile(r"\b(?:I|me|my|we|us|our|you)\b|^\s*(?:please\s+)?(?:suggest|recommend|plan|pick|propose)\b", re.I)
+_RECALLED = re.compile(r"\b(?:recommended|suggested|advised|remind me|told me|you said)\b", re.I)
+_OF_KIN = re.compile(r"(?:'s|’s|\bmy|\bour)\s+(?:(?:little|older|younger|big|baby|twin|best)\s+)?"
+                     rf"(?:{'|'.join(sorted(map(re.escape, _KIN_WORDS), key=len, reverse=True))})\b", re.I)
+ADVICE_CONSTRAINTS = 6  # at most this many statements answer an advice question
+
+
+def asks_advice(question: str) -> bool:
+    """Whether ``question`` asks for advice or a suggestion for the user.
+
+    >>> asks_advice("Suggest a dinner recipe for tonight."), asks_advice("What should I cook?")
+    (True, True)
+    >>> asks_advice("What did I cook on Friday?"), asks_advice("What book did Caroline recommend to Melanie?")
+    (False, False)
+    >>> asks_advice("What was the restaurant you recommended in Rome?")
+    False
+    """
+    return bool(_ADVICE.search(question) and _FOR_ME.search(question) and not _PAST.search(question)
+                and not _RECALLED.search(question))
+
+
+def advice_constraints(valid: Sequence[Statement], retrieved: Sequence[str], speakers: set[str]) -> list[Statement]:
+    """What advice must respect, from the statements ``valid`` now about the memory's ``speakers``
+    (not about people they mention): where they live,
+    their diet, allergies and what they avoid, then the preferences and dislikes that retrieval
+    found for the question (``retrieved``: statement ids, best first).
+
+    >>> from datetime import datetime
+    >>> from memagent.types import Category
+    >>> s = lambda i, text, cat, slot=None: Statement(i, "u", "Sam", text, cat, 0.9, (), datetime(2024, 1, 1),
+    ...                                               slot=slot, value="Lisbon" if slot else None)
+    >>> valid = [s("a", "I love hiking", Category.PREFERENCE), s("b", "I'm vegan", Category.HEALTH),
+    ...          s("c", "I live in Lisbon", Category.LOCATION, "home"), s("d", "I love jazz", Category.PREFERENCE)]
+    >>> [x.text for x in advice_constraints(valid, ["d"], {"Sam"})]
+    ['I live in Lisbon', "I'm vegan", 'I love jazz']
+    """
+    lowered = {p.lower() for p in speakers} | {"the user"}  # the subject a "user" role's statements get
+    mine = [s for s in valid if s.subject.lower() in lowered and s.category is not Category.SUMMARY
+            and not _OF_KIN.search(s.text)]  # "The user's sister Ana is vegan" binds Ana
+    home = [s for s in mine if s.slot == "home"]
+    limits = [s for s in mine if s.slot != "home" and _CONSTRAINT.search(s.text)]
+    by_id = {s.id: s for s in mine if s.category in (Category.PREFERENCE, Category.DISLIKE)}
+    liked = [by_id[i] for i in retrieved if i in by_id]
+    return list(dict.fromkeys(home + limits + liked))[:ADVICE_CONSTRAINTS]

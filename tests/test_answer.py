@@ -111,3 +111,49 @@ def test_a_failing_chat_model_falls_back_to_the_extractive_answer(tmp_path, embe
         answer = memory.ask("sam", "When did I adopt my dog?", at="2024-12-01")
         assert answer.text == "1 March 2024" and answer.llm_calls == 1  # the routing attempt
         assert memory.llm.failures >= 1
+
+
+def tell(memory: Memory, user: str, texts: list[tuple[str, str]]) -> None:
+    for n, (date, text) in enumerate(texts):
+        memory.add(user, [{"id": f"{user}{n}", "role": "user", "text": text, "timestamp": date}], session_id=date)
+    memory.consolidate(user)
+
+
+ADVICE_LIFE = [("2024-01-02", "I live in Porto with my flatmate."),
+               ("2024-01-09", "I'm vegetarian, and I'm allergic to peanuts."),
+               ("2024-01-16", "I had a long week at work, lots of meetings."),
+               ("2024-01-23", "My sister Ana is vegan and lives in Madrid.")]
+
+
+def test_an_advice_question_without_a_chat_model_answers_with_the_profile_constraints(memory):
+    tell(memory, "u", ADVICE_LIFE)
+    tell(memory, "other", [("2024-01-05", "I'm pescatarian and I live in Oslo.")])
+    answer = memory.ask("u", "Can you suggest a dinner recipe for tonight?", at="2024-02-01")
+    assert answer.route is Route.GENERALIZATION and not answer.abstained and answer.llm_calls == 0
+    text = answer.text.lower()
+    assert "vegetarian" in text and "peanuts" in text and "porto" in text
+    assert "vegan" not in text and "madrid" not in text  # the sister's facts bind her, not the user
+    assert "pescatarian" not in text and "oslo" not in text  # another user's memory is never read
+    # a question that asks for no advice still gets an answer read from the evidence
+    assert "porto" in memory.ask("u", "Where do I live?", at="2024-02-01").text.lower()
+
+
+def test_advice_respects_what_holds_at_the_asked_date(memory):
+    tell(memory, "u", [*ADVICE_LIFE, ("2024-03-01", "We finally moved to Lisbon last weekend.")])
+    before = memory.ask("u", "Suggest a restaurant for dinner tonight.", at="2024-02-01").text
+    after = memory.ask("u", "Suggest a restaurant for dinner tonight.", at="2024-04-01").text
+    assert "Porto" in before and "Lisbon" not in before
+    assert "Lisbon" in after and "Porto" not in after
+
+
+def test_with_a_chat_model_the_advice_prompt_holds_the_constraints(tmp_path, embedder):
+    model = scripted("Try a peanut-free vegetable risotto from a market in Porto.")
+    with Memory(tmp_path / "d", embedder=embedder, llm=model) as memory:
+        tell(memory, "u", ADVICE_LIFE)
+        answer = memory.ask("u", "Can you suggest a dinner recipe for tonight?", at="2024-02-01",
+                            route="generalization")
+        assert answer.text.startswith("Try a peanut-free")
+        system, user = (m.content for m in model.prompts[-1])
+        profile = user.split("<profile>")[1].split("</profile>")[0]
+        assert "vegetarian" in profile and "peanuts" in profile and "Porto" in profile
+        assert "respect what the profile says" in system

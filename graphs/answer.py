@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -129,7 +130,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         current = [profile.statements[n] for n in profile.active(state["now"])]
         lines = answering.profile_lines(current)
         if state["decision"].route is Route.GENERALIZATION and policy.asks_advice(state["question"]):
-            lines += answering.constraint_lines(advice_bounds(state, current))  # the advice must respect them
+            speakers = deps.episodes.speakers(state["user_id"])
+            lines += answering.constraint_lines(advice_bounds(state, current, speakers))  # the advice must respect them
         system, prompt = answering.grounded_prompt(
             state["question"], answering.dated_context(state["used"]), state["decision"].route, state["now"], lines)
         reply = llm.text(system, prompt)
@@ -147,7 +149,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
     def rules_answer(state: AnswerState) -> AnswerState:
         """The LLM-free answer: a profile slot's current value, else the best extractive sentence."""
         question, decision, user_id = state["question"], state["decision"], state["user_id"]
-        people = {p for p in deps.episodes.speakers(user_id) if p.lower() not in GENERIC_ROLES}
+        speakers = deps.episodes.speakers(user_id)  # read once: people asked about, and whom advice binds
+        people = {p for p in speakers if p.lower() not in GENERIC_ROLES}
         named = answering.names_in(question, people)
         profile = tiers.profile(user_id)
         known = people | {s.subject for s in profile.statements}
@@ -156,14 +159,15 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         slot = None if someone_else else policy.slot_asked(question)
         relatives = state.get("relatives", set())  # read from the graph once, by retrieve
         named |= {n.lower() for n in relatives}
-        current = policy.slot_value([profile.statements[n] for n in profile.active(state["now"])], slot, named)
+        valid = [profile.statements[n] for n in profile.active(state["now"])]
+        current = policy.slot_value(valid, slot, named)
         if current is not None:
             return {"text": current.value or "", "abstained": False, "reason": f"profile: {current.slot}",
                     "llm_calls": 0, "sources": [current.id, *current.evidence_ids],
                     "used": [_evidence(current, 1.0), *state["used"]], "support": [current.text]}
         if decision.route is Route.GENERALIZATION and policy.asks_advice(question) and not someone_else:
             # "Suggest a dinner recipe": with no chat model, what any advice must respect
-            bounds = advice_bounds(state, [profile.statements[n] for n in profile.active(state["now"])])
+            bounds = advice_bounds(state, valid, speakers)
             if bounds:
                 return {"text": answering.constraints_answer(bounds), "abstained": False,
                         "reason": "profile constraints", "llm_calls": 0, "sources": [s.id for s in bounds],
@@ -199,10 +203,10 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else [], "support": support}
 
-    def advice_bounds(state: AnswerState, valid: list[Statement]) -> list[Statement]:
-        """What advice to the memory's speakers must respect, of the statements ``valid`` now."""
-        speakers = {p for p in deps.episodes.speakers(state["user_id"]) if p.lower() not in NON_USER_ROLES}
-        return policy.advice_constraints(valid, [e.id for e in state["derived"]], speakers)
+    def advice_bounds(state: AnswerState, valid: list[Statement], speakers: Iterable[str]) -> list[Statement]:
+        """What advice to the memory's ``speakers`` (not assistants) must respect, of the statements ``valid`` now."""
+        users = {p for p in speakers if p.lower() not in NON_USER_ROLES}
+        return policy.advice_constraints(valid, [e.id for e in state["derived"]], users)
 
     def relatives_of(user_id: str, question: str) -> set[str]:
         """The names of the relatives a question asks about through the user ("my sister" -> Marta),

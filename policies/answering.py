@@ -173,9 +173,9 @@ _KIN_WORDS = {"mom": "mother", "mum": "mother", "dad": "father", "parents": "par
               "kids": "child", "children": "child", "neighbor": "neighbour", "grandma": "grandmother",
               "grandpa": "grandfather", "co-worker": "coworker", "fiancé": "fiance", "fiancée": "fiance",
               **{k: k for k in KIN}, **{f"{k}s": k for k in KIN if " " not in k}}
+_KIN_ALTERNATION = "|".join(sorted(map(re.escape, _KIN_WORDS), key=len, reverse=True))
 _KIN_ASKED = re.compile(r"\b(?:my|our)\s+(?:(?:little|older|younger|big|baby|twin|eldest|oldest)\s+)?"
-                        rf"(?P<kin>{'|'.join(sorted(map(re.escape, _KIN_WORDS), key=len, reverse=True))})\b",
-                        re.I)
+                        rf"(?P<kin>{_KIN_ALTERNATION})\b", re.I)
 
 
 def kin_asked(question: str) -> str | None:
@@ -202,7 +202,7 @@ _CONSTRAINT = re.compile(r"\b(?:vegetarian|vegan|pescatarian|plant-based|gluten|
 _FOR_ME = re.compile(r"\b(?:I|me|my|we|us|our|you)\b|^\s*(?:please\s+)?(?:suggest|recommend|plan|pick|propose)\b", re.I)
 _RECALLED = re.compile(r"\b(?:recommended|suggested|advised|remind me|told me|you said)\b", re.I)
 _OF_KIN = re.compile(r"(?:'s|’s|\bmy|\bour)\s+(?:(?:little|older|younger|big|baby|twin|best)\s+)?"
-                     rf"(?:{'|'.join(sorted(map(re.escape, _KIN_WORDS), key=len, reverse=True))})\b", re.I)
+                     rf"(?:{_KIN_ALTERNATION})\b", re.I)
 ADVICE_CONSTRAINTS = 6  # at most this many statements answer an advice question
 
 

@@ -5,7 +5,9 @@ retrieve asks the backend for full-text (BM25) and vector hits of that user, plu
 vector hits inside any time range the question names, plus the profile
 statements and graph facts nearest to the question, each standing for its
 evidence episodes ("fact-key expansion"); fuse merges the scored lists with the
-retrieval policy; expand adds the adjacent turns of the best hits.
+retrieval policy and lifts the hits in a queried time range; expand adds the
+adjacent turns of the best hits, then lifts what the speaker the question names
+said.
 ``Memory.search`` runs it.
 """
 
@@ -151,6 +153,11 @@ def build_search_graph(deps: Deps, signals: frozenset[Signal] = frozenset(Signal
                     for i, _ in policy.rank(fused, settings.neighbour_hits)
                     if (supported := index.episode(i)) is not None}
         fused = policy.add_neighbours(fused, {i: js for i, js in supports.items() if js}, settings.support_decay)
+        if Signal.SPEAKER in signals and settings.speaker_boost:
+            speaker = policy.named_speaker(state["query"], index.speakers)
+            if speaker is not None:
+                said = {i for i in fused if (n := index.row_of.get(i)) is not None and index.roles[n] == speaker}
+                fused = policy.boost(fused, said, settings.speaker_boost, Signal.SPEAKER)
         hits = []
         for i, scored in policy.rank(fused, state["k"]):
             episode = index.episode(i)

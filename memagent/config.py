@@ -20,6 +20,8 @@ class RetrievalSettings(BaseModel):
                                   description="BM25 over each turn with the turn before it; False = the turn alone")
     time_boost: float = Field(0.5, ge=0,
                               description="hits inside a time range named in the query gain this times the best score")
+    speaker_boost: float = Field(0.5, ge=0, description="hits said by the one speaker the query names "
+                                 "(a role that is a name, e.g. 'Melanie') gain this times the best score")
     neighbour_hits: int = Field(3, ge=0, description="top hits whose adjacent session turns are added")
     neighbour_decay: float = Field(0.35, ge=0, le=1, description="score of an added neighbour relative to its hit")
     fact_weight: float = Field(0.3, ge=0,

@@ -27,6 +27,7 @@ class Signal(str, Enum):
     TIME = "time"
     NEIGHBOUR = "neighbour"
     FACT = "fact"  # a profile statement or graph fact whose evidence is this episode
+    SPEAKER = "speaker"  # said by the one speaker the question names ("Where has Melanie camped?")
 
 
 @dataclass(frozen=True)

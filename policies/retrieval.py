@@ -9,6 +9,13 @@ time range named in the question gain ``time_boost`` times the best
 candidate's score. The default (0.5) is a lift, not a filter: people often
 mention in June what happened in May, so the turn that answers "last May" may
 itself lie outside May (a boost of 1.0 cost 0.5 points of LoCoMo recall@10).
+When the question names one of the memory's speakers ("Where has Melanie
+camped?"), what that speaker said gains ``speaker_boost`` times the best score,
+after the neighbours are added (a reply next to the other speaker's question
+keeps its place): on LoCoMo, 98 % of the evidence of such questions is said by
+the speaker named, yet only 61 % of the top 10 were. The boost of 0.5 was chosen
+by leave-one-conversation-out (0.4 or 0.5 in every fold): multi-hop recall@10
+40.3 -> 48.1, no category lower.
 The adjacent turns of the best hits join with a share of their hit's score,
 because an answer often sits in the turn next to the one that matches.
 
@@ -21,6 +28,7 @@ because an answer often sits in the turn next to the one that matches.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -60,11 +68,32 @@ def fuse(found: Mapping[Signal, Sequence[tuple[str, float]]], weights: Mapping[S
     return fused
 
 
-def boost_in_time(fused: Mapping[str, Scored], in_range: Collection[str], boost: float) -> Fused:
-    """Add ``boost`` times the best score to candidates whose event time lies in a queried range."""
+def boost(fused: Mapping[str, Scored], chosen: Collection[str], share: float, signal: Signal) -> Fused:
+    """Add ``share`` times the best score to the ``chosen`` candidates, marked with ``signal``."""
     best = max((entry.score for entry in fused.values()), default=0.0)
-    return {item: entry.plus(boost * best, Signal.TIME) if item in in_range else entry
-            for item, entry in fused.items()}
+    return {item: entry.plus(share * best, signal) if item in chosen else entry for item, entry in fused.items()}
+
+
+def boost_in_time(fused: Mapping[str, Scored], in_range: Collection[str], share: float) -> Fused:
+    """Add ``share`` times the best score to candidates whose event time lies in a queried range."""
+    return boost(fused, in_range, share, Signal.TIME)
+
+
+def named_speaker(query: str, speakers: Collection[str]) -> str | None:
+    """The one speaker whose name the query says, or None (no name, or several).
+
+    Only roles that are names count (they start with a capital letter), so the
+    usual "user" and "assistant" never match; a name matches as a whole word.
+
+    >>> named_speaker("Where has Melanie camped?", {"Melanie", "Caroline"})
+    'Melanie'
+    >>> print(named_speaker("When did Caroline meet Melanie?", {"Melanie", "Caroline"}))
+    None
+    >>> print(named_speaker("What did the user say?", {"user", "assistant"}))
+    None
+    """
+    named = [s for s in speakers if s[:1].isupper() and re.search(rf"(?<!\w){re.escape(s)}(?!\w)", query)]
+    return named[0] if len(named) == 1 else None
 
 
 def add_neighbours(fused: Mapping[str, Scored], neighbours: Mapping[str, Sequence[str]], decay: float) -> Fused:

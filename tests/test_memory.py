@@ -171,6 +171,34 @@ def test_time_expression_in_query_boosts_that_period(memory):
     assert all(Signal.TIME not in h.signals for h in plain)
 
 
+def test_what_the_named_speaker_said_is_lifted(memory):
+    memory.add("conv", [
+        {"role": "Caroline", "text": "Remember when Melanie camped at the lake with me? Melanie loved camping."},
+        {"role": "Melanie", "text": "My pottery class starts on Monday."},
+        {"role": "Caroline", "text": "My new job starts on Monday too."},
+        {"role": "Melanie", "text": "This summer we took the kids to the mountains and slept in a tent."},
+    ], session_id="s1")
+    question = "Where has Melanie camped?"
+    plain = memory.search("conv", question, k=4, signals=[s for s in Signal if s is not Signal.SPEAKER])
+    lifted = memory.search("conv", question, k=4)
+    assert plain[0].episode.role == "Caroline" and lifted[0].episode.role == "Melanie"
+    before = {h.episode.id: h.score for h in plain}
+    for hit in lifted:  # Melanie's turns gain half the best score; Caroline's keep theirs
+        melanie = hit.episode.role == "Melanie"
+        gain = config_boost(memory) * plain[0].score if melanie else 0.0
+        assert hit.score == pytest.approx(before[hit.episode.id] + gain)
+        assert (Signal.SPEAKER in hit.signals) == melanie
+    both = memory.search("conv", "Did Caroline and Melanie go camping?", k=4)
+    assert all(Signal.SPEAKER not in h.signals for h in both)  # two speakers named: no lift
+    off = memory.config.retrieval.model_copy(update={"speaker_boost": 0.0})
+    assert [h.score for h in memory.search("conv", question, k=4, retrieval=off)] == [h.score for h in plain]
+
+
+def config_boost(memory) -> float:
+    assert memory.config.retrieval.speaker_boost > 0
+    return memory.config.retrieval.speaker_boost
+
+
 def test_hits_report_signals_and_neighbours(memory):
     memory.add("alice", [
         {"role": "bob", "text": "What did you name the new puppy?"},

@@ -1,6 +1,6 @@
 import pytest
 
-from memagent.policies.retrieval import add_neighbours, boost_in_time, fuse, normalise, rank
+from memagent.policies.retrieval import add_neighbours, boost, boost_in_time, fuse, named_speaker, normalise, rank
 from memagent.types import Signal
 
 W = {Signal.LEXICAL: 0.6, Signal.VECTOR: 0.4}
@@ -34,6 +34,23 @@ def test_time_boost_adds_a_share_of_the_best_score_and_marks():
     assert fused["b"].score == pytest.approx(0.4 * 0.5 + 0.4)
     assert rank(fused, 1)[0][0] == "b"
     assert Signal.TIME in fused["b"].signals and "missing" not in fused
+
+
+def test_a_speaker_is_named_by_a_whole_capitalised_name_and_alone():
+    speakers = {"Tim", "John", "user", "assistant"}
+    assert named_speaker("Which city has Tim visited?", speakers) == "Tim"
+    assert named_speaker("What did Timothy say?", speakers) is None  # not a whole word
+    assert named_speaker("Did Tim see John?", speakers) is None  # two speakers named
+    assert named_speaker("What did the user and the assistant say?", speakers) is None  # roles, not names
+    assert named_speaker("What is tim's job?", speakers) is None  # names are matched as written
+    assert named_speaker("What is Tim's job?", speakers) == "Tim"
+
+
+def test_speaker_boost_lifts_the_chosen_by_a_share_of_the_best():
+    fused = fuse({Signal.VECTOR: [("a", 0.9), ("b", 0.5), ("c", 0.1)]}, W)
+    lifted = boost(fused, {"c"}, 0.75, Signal.SPEAKER)
+    assert lifted["c"].score == pytest.approx(0.75 * 0.4) and Signal.SPEAKER in lifted["c"].signals
+    assert lifted["a"] == fused["a"] and rank(lifted)[1][0] == "c"
 
 
 def test_neighbours_get_a_share_of_their_hit():

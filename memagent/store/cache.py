@@ -43,6 +43,8 @@ class UserIndex:
         self.vectors = vectors
         self.ids: list[str] = table.column("id").to_pylist()
         self.sessions: list[str] = table.column("session_id").to_pylist()
+        self.roles: list[str] = table.column("role").to_pylist()
+        self.speakers = frozenset(self.roles)
         self.turns = np.asarray(table.column("turn").to_numpy(), dtype=np.int64)
         self.seqs = np.asarray(table.column("seq").to_numpy(), dtype=np.int64)
         self.times_us = np.asarray(table.column("event_time").cast(pa.int64()).to_numpy(), dtype=np.int64)

@@ -36,7 +36,7 @@ from memagent.policies import answering as policy
 from memagent.policies.routing import RouteDecision, reweighted
 from memagent.records import EvidenceKind, Kind, Trace, TraceEvidence
 from memagent.routing import Router
-from memagent.types import Answer, Evidence, Relation, Route, SearchHit, Statement
+from memagent.types import Answer, Evidence, Relation, Route, SearchHit, Signal, Statement
 
 GENERIC_ROLES = NON_USER_ROLES | {"user", "human"}
 # Relatives whose facts are the user's own slots ("Who is my wife?" asks the user's partner).
@@ -56,6 +56,7 @@ class AnswerState(TypedDict, total=False):
     derived: list[Evidence]
     derived_vectors: dict[str, np.ndarray]
     relatives: set[str]  # the names of the relatives the question asks about ("my sister" -> Marta)
+    premise: list[Evidence]  # when the question names a speaker: the evidence found without lifting their turns
     used: list[Evidence]
     context: str
     tokens: int
@@ -97,6 +98,17 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             "until": now + timedelta(days=1)}, config)["hits"]  # config: its run nests under this one
         hits = [h for h in found if h.episode.id not in stale][:plan.episodes]
         episodes: list[Evidence] = [answering.episode_evidence(h) for h in hits]
+        premise: list[Evidence] = []
+        if tuned.speaker_boost and any(Signal.SPEAKER in h.signals for h in found):
+            # Search lifts the named speaker's turns, which would hide a false premise ("What did
+            # Melanie paint?" when Caroline painted): the premise is judged on the unlifted ranking.
+            unlifted = search.invoke({
+                "user_id": user_id, "query": query, "k": plan.episodes + len(stale), "now": now,
+                "use_time": True, "settings": tuned.model_copy(update={"speaker_boost": 0.0}),
+                "vector": state["vector"], "route": decision.route.value, "until": now + timedelta(days=1)},
+                config)["hits"]
+            premise.extend(answering.episode_evidence(h) for h in unlifted if h.episode.id not in stale)
+            del premise[plan.episodes:]
         archived = tiers.usage(user_id).archived
         facts = derived_hits(tiers, user_id, state["vector"], 2 * (plan.statements + plan.graph_facts), archived)
         chosen = [(f, s) for f, s in facts if not isinstance(f, Relation)][:plan.statements]
@@ -113,7 +125,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
                         seen.add(relation.id)
                         derived.append(_evidence(relation, 0.0))
         return {"hits": episodes, "derived": derived, "derived_vectors": _vectors_of(deps, user_id, derived),
-                "relatives": relatives}
+                "relatives": relatives, "premise": premise}
 
     def assemble(state: AnswerState) -> AnswerState:
         # Episodes by retrieval rank, then derived items: on LoCoMo, putting statements first
@@ -175,8 +187,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         # Sentences are matched to the question without its names: who said what is
         # weighed apart (speaker_first, about), so a sentence that merely names the
         # person asked about does not outrank the one that answers.
-        ranked = answering.ranked_sentences(answering.without_names(question, people),
-                                            state["used"][:settings.answer_evidence],
+        nameless = answering.without_names(question, people)
+        ranked = answering.ranked_sentences(nameless, state["used"][:settings.answer_evidence],
                                             decision.temporal, lambda q, texts: similarity(user_id, q, texts))
         if not ranked:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": "no evidence", "llm_calls": 0,
@@ -184,7 +196,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         support = answering.support_of(ranked[:policy.SUPPORT_SENTENCES], decision.temporal)
         best = best_similarity(state)
         stop, reason = policy.abstain(best_similarity=best, min_similarity=settings.min_similarity,
-                                      about_named=answering.about(ranked, named, policy.SPEAKER_MARGIN, people),
+                                      about_named=answering.about(premise_ranked(state, nameless, ranked), named,
+                                                                  policy.SPEAKER_MARGIN, people),
                                       named=named)
         if stop:
             return {"text": answering.NOT_IN_MEMORY, "abstained": True, "reason": reason, "llm_calls": 0,
@@ -218,6 +231,17 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         relations = {"has_" + kin.replace(" ", "_"), "has_" + kin.split()[-1]}  # "my best friend Zoe": has_friend
         return {graph.entities[r.target].name for r in graph.relations.values()
                 if r.relation in relations and r.target in graph.entities}
+
+    def premise_ranked(state: AnswerState, nameless: str, ranked: list[tuple[float, str, Evidence]]
+                       ) -> list[tuple[float, str, Evidence]]:
+        """The sentences whose speaker the false-premise check weighs: those of the unlifted evidence
+        where search lifted a named speaker's turns, else the answer's own ``ranked``."""
+        premise = state.get("premise")
+        if not premise:
+            return ranked
+        return answering.ranked_sentences(nameless, (premise + state["derived"])[:settings.answer_evidence],
+                                          state["decision"].temporal,
+                                          lambda q, texts: similarity(state["user_id"], q, texts))
 
     def best_similarity(state: AnswerState) -> float:
         """How close the best of the top evidence is to the question (stored vectors where they

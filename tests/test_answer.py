@@ -9,7 +9,7 @@ from memagent import Config, InvalidInputError, Memory
 from memagent.cli import load_sample
 from memagent.config import AnswerSettings
 from memagent.records import Kind
-from memagent.types import Route
+from memagent.types import Route, Signal
 
 
 def load_sam(memory: Memory) -> None:
@@ -56,6 +56,27 @@ def test_abstains_on_a_false_premise_about_another_speaker(memory):
     assert "Miso" in memory.ask("chat", "What is the name of Ann's kitten?", at="2024-05-03").text
     false_premise = memory.ask("chat", "What is the name of Bob's kitten?", at="2024-05-03")
     assert false_premise.abstained and false_premise.text == "Not mentioned in memory."
+
+
+def test_lifting_the_named_speakers_turns_does_not_hide_a_false_premise(memory):
+    # Only Ann has a kitten. Search lifts Bob's turns for a question that names Bob, so
+    # his pet small talk fills the evidence ahead of Ann's turn; the premise check must
+    # still see that the best evidence is Ann's, as it does without the lift.
+    bob = ["My neighbour's cat keeps visiting my garden.", "I named my new bike Thunder.",
+           "We should get the pets together sometime.", "My niece wants a puppy for her birthday.",
+           "The name of the new cafe is Bloom.", "I fed the ducks at the pond on Sunday.",
+           "My landlord does not allow animals in the flat.", "I watched a documentary about lions.",
+           "What a cute name for a pet!", "My sister's hamster escaped again.",
+           "I bought a bird feeder for the balcony.", "The vet clinic on my street just opened."]
+    memory.add("chat", [{"id": "a", "role": "Ann", "text": "I adopted a grey kitten called Miso last week.",
+                         "timestamp": "2024-05-02"},
+                        *({"id": f"b{n}", "role": "Bob", "text": t, "timestamp": "2024-05-02"}
+                          for n, t in enumerate(bob))], session_id="s1")
+    lifted = memory.search("chat", "What is the name of Bob's kitten?", k=1)
+    assert lifted[0].episode.role == "Bob" and Signal.SPEAKER in lifted[0].signals
+    false_premise = memory.ask("chat", "What is the name of Bob's kitten?", at="2024-05-03")
+    assert false_premise.abstained and false_premise.text == "Not mentioned in memory."
+    assert "Miso" in memory.ask("chat", "What is the name of Ann's kitten?", at="2024-05-03").text
 
 
 def test_abstains_when_nothing_relevant_is_stored(sam):

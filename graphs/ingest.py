@@ -71,8 +71,8 @@ def build_ingest_graph(deps: Deps) -> Any:
             if next_seq is None:
                 next_seq, _ = store.positions(episodes[0].user_id, set())
             before = previous_turns(episodes)
-            records = [episodic.to_record(e, next_seq + i, config.embed_role, before.get((e.session_id, e.turn - 1)))
-                       for i, e in enumerate(episodes)]
+            records = [episodic.to_record(e, next_seq + i, config.embed_role, before.get((e.session_id, e.turn - 1)),
+                                          config.context_words) for i, e in enumerate(episodes)]
             store.add(records, state["vectors"])
         return {"ids": state.get("ids") or [e.id for e in episodes]}
 

@@ -17,7 +17,8 @@ class RetrievalSettings(BaseModel):
     lexical_weight: float = Field(0.6, ge=0, description="weight of normalised BM25 scores")
     vector_weight: float = Field(0.4, ge=0, description="weight of normalised cosine similarities")
     lexical_context: bool = Field(True,
-                                  description="BM25 over each turn with the turn before it; False = the turn alone")
+                                  description="BM25 over each turn with the end of the turn before it "
+                                  "(Config.context_words); False = the turn alone")
     time_boost: float = Field(0.5, ge=0,
                               description="hits inside a time range named in the query gain this times the best score")
     speaker_boost: float = Field(0.5, ge=0, description="hits said by the one speaker the query names "
@@ -183,6 +184,8 @@ class Config(BaseModel):
     max_message_chars: int = Field(32_000, ge=1)
     max_batch: int = Field(10_000, ge=1, description="messages per add() call")
     embed_role: bool = Field(True, description="prefix each text with its speaker before embedding and indexing")
+    context_words: int = Field(8, ge=0, description="last words of the previous turn that each turn's full-text "
+                               "context holds (retrieval.lexical_context); chosen by leave-one-group-out")
     retrieval: RetrievalSettings = RetrievalSettings()
     storage: StorageSettings = StorageSettings()
     caches: CacheSettings = CacheSettings()

@@ -342,12 +342,12 @@ class Memory:
         around = {e.turn: e for e in self.episodes.session_turns(
             episode.user_id, {episode.session_id: {episode.turn - 1, episode.turn + 1}})}
         before, after = around.get(episode.turn - 1), around.get(episode.turn + 1)
-        records = [episodic.to_record(episode, seq, role, before)]
+        records = [episodic.to_record(episode, seq, role, before, self.config.context_words)]
         vectors = (self.embedder.embed([episodic.index_text(episode, role)]) if rewritten
                    else self.episodes.vectors(episode.user_id, [episode.id]))
         if rewritten and after is not None:
             next_seq = int(index.seqs[index.row_of[after.id]])
-            records.append(episodic.to_record(after, next_seq, role, episode))
+            records.append(episodic.to_record(after, next_seq, role, episode, self.config.context_words))
             vectors = np.vstack([vectors, self.episodes.vectors(episode.user_id, [after.id])])
         self.episodes.replace(episode.user_id, records, vectors)
 

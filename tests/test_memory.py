@@ -199,6 +199,22 @@ def config_boost(memory) -> float:
     return memory.config.retrieval.speaker_boost
 
 
+def test_a_turns_full_text_context_holds_only_the_end_of_the_turn_before(memory):
+    long_turn = "Tromso has the northern lights in winter " + "and many other things to see " * 20 + "like reindeer"
+    memory.add("alice", [{"id": "q", "role": "assistant", "text": long_turn},
+                         {"id": "r", "role": "alice", "text": "I would love that."}], session_id="s1")
+    rows = {r["source_id"]: r for r in memory.backend.scan(Kind.EPISODE, "alice", vectors=False).to_pylist()}
+    words = memory.config.context_words
+    assert words > 0 and rows["q"]["context_text"] == rows["q"]["search_text"]
+    tail = " ".join(rows["q"]["search_text"].split()[-words:])
+    assert rows["r"]["context_text"] == f"{tail} {rows['r']['search_text']}"
+    only_bm25 = {"signals": [Signal.LEXICAL], "use_time": False}
+    found = {h.episode.source_id for h in memory.search("alice", "reindeer", k=5, **only_bm25)}
+    assert found == {"q", "r"}  # the reply stands next to what it answers
+    found = {h.episode.source_id for h in memory.search("alice", "Tromso northern lights", k=5, **only_bm25)}
+    assert found == {"q"}  # but a long turn's start does not bury the reply's own words
+
+
 def test_hits_report_signals_and_neighbours(memory):
     memory.add("alice", [
         {"role": "bob", "text": "What did you name the new puppy?"},

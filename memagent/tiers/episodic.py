@@ -199,10 +199,18 @@ def index_text(episode: Episode, with_role: bool) -> str:
     return f"{episode.role}: {text}" if with_role else text
 
 
-def to_record(episode: Episode, seq: int, with_role: bool, previous: Episode | None = None) -> EpisodeRecord:
-    """The stored form of an episode; ``previous`` is the turn before it in its session."""
+def to_record(episode: Episode, seq: int, with_role: bool, previous: Episode | None,
+              context_words: int) -> EpisodeRecord:
+    """The stored form of an episode; ``previous`` is the turn before it in its session, whose
+    last ``context_words`` words go before the episode's own text in its full-text context.
+
+    Only the end of the previous turn: a long assistant turn before a short question
+    would otherwise bury the question's own words (LongMemEval), while on short chat
+    turns a few words carry what the reply refers to (LoCoMo).
+    """
     own = index_text(episode, with_role)
-    context = f"{index_text(previous, with_role)} {own}" if previous is not None else own
+    tail = index_text(previous, with_role).split()[-context_words:] if previous is not None and context_words else []
+    context = " ".join([*tail, own])
     return EpisodeRecord(
         id=episode.id, user_id=episode.user_id, session_id=episode.session_id, role=episode.role,
         text=episode.text, event_time=episode.event_time, ingest_time=episode.ingest_time, seq=seq,

@@ -66,6 +66,7 @@ class AnswerState(TypedDict, total=False):
     llm_calls: int
     sources: list[str]
     support: list[str]  # what a chat model's answer must be backed by: the rules' best sentences
+    constraints: list[Statement]  # for an advice question: the profile statements the advice must respect
     answer: Answer
 
 
@@ -141,9 +142,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
         profile = tiers.profile(state["user_id"])
         current = [profile.statements[n] for n in profile.active(state["now"])]
         lines = answering.profile_lines(current)
-        if state["decision"].route is Route.GENERALIZATION and policy.asks_advice(state["question"]):
-            speakers = deps.episodes.speakers(state["user_id"])
-            lines += answering.constraint_lines(advice_bounds(state, current, speakers))  # the advice must respect them
+        lines += answering.constraint_lines(ruled.get("constraints", []))  # the advice must respect them
         system, prompt = answering.grounded_prompt(
             state["question"], answering.dated_context(state["used"]), state["decision"].route, state["now"], lines)
         reply = llm.text(system, prompt)
@@ -183,7 +182,7 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
             if bounds:
                 return {"text": answering.constraints_answer(bounds), "abstained": False,
                         "reason": "profile constraints", "llm_calls": 0, "sources": [s.id for s in bounds],
-                        "support": [s.text for s in bounds]}
+                        "support": [s.text for s in bounds], "constraints": bounds}
         # Sentences are matched to the question without its names: who said what is
         # weighed apart (speaker_first, about), so a sentence that merely names the
         # person asked about does not outrank the one that answers.

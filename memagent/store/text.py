@@ -35,7 +35,7 @@ only own same so than too very s t can will just don should now d ll m o re ve y
 hasn haven isn ma mightn mustn needn shan shouldn wasn weren won wouldn""".split())
 _WORD = re.compile(r"[^\W_]+")
 K1, B = 1.2, 0.75
-_stem = lru_cache(maxsize=200_000)(SnowballStemmer("english").stem)
+snowball_stem = _stem = lru_cache(maxsize=200_000)(SnowballStemmer("english").stem)
 
 
 def tokens(text: str) -> list[str]:

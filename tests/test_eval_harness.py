@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -109,6 +110,31 @@ def test_longmemeval_loader_and_run(tmp_path, embedder):
     assert summary["retrieval"]["session@1"]["recall_any"] == 1.0
     assert "accuracy" not in summary["table"]["knowledge-update"]  # no judge, no accuracy figure
     assert "| retrieval | recall_any |" in summary["report"]
+
+
+def test_longmemeval_answers_are_scored_without_a_judge(tmp_path, embedder):
+    replies = {"What car did I buy?": ("I bought a blue Toyota Corolla last month", False),
+               "What colour is my car?": ("No information available", True),
+               "What bike did I buy?": ("No information available", True)}
+    routed = harness.routed_answer()
+
+    def answer(memory, user_id, question, now):
+        text, abstained = replies[question]
+        return replace(routed(memory, user_id, question, now), text=text, abstained=abstained)
+
+    summary = harness.run_longmemeval(longmemeval_file(tmp_path), tmp_path / "run", embedder=embedder,
+                                      answer_fn=answer)
+    records = {r["key"]: r for r in map(json.loads, (tmp_path / "run" / "records.jsonl").read_text().splitlines())}
+    assert records["q1"]["gold_recall"] == 1.0  # every gold token is in the longer answer
+    assert 0.5 < records["q1"]["f1"] < 1.0  # ... which F1 charges for its extra words
+    assert records["q2"]["f1"] == records["q2"]["gold_recall"] == 0.0
+    assert "f1" not in records["q3_abs"]  # an abstention question has no gold span to score
+    rules = summary["rules_scores"]
+    assert rules["F1"] == pytest.approx(records["q1"]["f1"] / 2)
+    assert rules["false abstention"] == 0.5 and rules["abstention"] == 1.0
+    assert summary["table"]["knowledge-update"]["false abstention"] == 1.0
+    assert summary["table"]["single-session-user"]["abstention"] == 1.0
+    assert "answers scored without a judge: token F1" in summary["report"]
 
 
 @pytest.mark.slow

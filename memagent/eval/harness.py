@@ -29,11 +29,13 @@ from memagent.answering import TokenCounter
 from memagent.eval import locomo, longmemeval
 from memagent.eval.metrics import (
     bleu1,
+    gold_recall,
     locomo_qa_score,
     longmemeval_retrieval,
     longmemeval_session_retrieval,
     percentile,
     recall_at_k,
+    token_f1,
 )
 
 LOCOMO_KS = (1, 5, 10, 20)
@@ -51,6 +53,7 @@ class Answer:
     evidence_text: list[str] = field(default_factory=list)
     path: str = "rules"  # "llm" when a chat model's checked reply is the answer
     reason: str = ""  # why: "extractive", "profile: home", "... (chat model overruled: unsupported answer)"
+    abstained: bool = False  # the answer says memory holds nothing on the question
 
 
 AnswerFn = Callable[[Any, str, str, datetime], Answer]
@@ -72,7 +75,8 @@ def routed_answer(k: int = 100) -> AnswerFn:
         sources = {e.id: e.source_id for e in memory.episodes.get(user_id, ids)}
         return Answer(text=result.text, evidence_ids=[sources.get(i) or i for i in ids], route=result.route.value,
                       context_tokens=result.context_tokens, llm_calls=result.llm_calls, latency_ms=latency,
-                      evidence_text=[e.text for e in result.evidence[:3]], path=result.path, reason=result.reason)
+                      evidence_text=[e.text for e in result.evidence[:3]], path=result.path, reason=result.reason,
+                      abstained=result.abstained)
     return answer
 
 
@@ -87,7 +91,7 @@ def extractive_answer(k: int = 100, context_hits: int = 10) -> AnswerFn:
         context = [h.episode.text for h in hits[:context_hits]]
         return Answer(text=text, evidence_ids=[h.episode.source_id for h in hits], route="search-top-hit",
                       context_tokens=counter(context), latency_ms=(time.perf_counter() - start) * 1000,
-                      evidence_text=context[:3])
+                      evidence_text=context[:3], abstained=not hits)
     return answer
 
 
@@ -224,6 +228,8 @@ def run_longmemeval(path: str | Path, out_dir: str | Path, *, limit: int | None 
                   "question": item.question, "gold": item.answer, **asdict(answer)}
         if not item.abstention and item.answer_turn_ids:
             record.update(_longmemeval_retrieval(item, answer.evidence_ids, ks))
+        if not item.abstention:
+            record.update(f1=token_f1(answer.text, item.answer), gold_recall=gold_recall(answer.text, item.answer))
         if judge is not None:
             from memagent.eval.judge import judge_longmemeval
 
@@ -265,6 +271,7 @@ def summarise_longmemeval(records: list[dict[str, Any]], ks: tuple[int, ...], ju
             if k in ks:
                 row[f"session recall_any@{k}"] = _mean(r["session_retrieval"][str(k)][0] for r in group
                                                        if "session_retrieval" in r)
+        row.update(_rules_scores(group))
         if judge is not None:
             row["accuracy"] = _mean(float(r["judge"]) for r in group
                                     if not r["abstention"] and r.get("judge") is not None)
@@ -272,7 +279,7 @@ def summarise_longmemeval(records: list[dict[str, Any]], ks: tuple[int, ...], ju
     result: dict[str, Any] = {
         "benchmark": "longmemeval", "table": by_type, "retrieval": retrieval, "cost": _cost(records),
         "judge_model": _model_name(judge), "unjudged": _unjudged(records, judge), "questions": len(records),
-        "abstention_questions": sum(1 for r in records if r["abstention"])}
+        "abstention_questions": sum(1 for r in records if r["abstention"]), "rules_scores": _rules_scores(records)}
     if judge is not None:
         accuracies = [row["accuracy"] for row in by_type.values() if row["accuracy"] is not None]
         result["task_averaged_accuracy"] = _mean(accuracies)
@@ -280,6 +287,17 @@ def summarise_longmemeval(records: list[dict[str, Any]], ks: tuple[int, ...], ju
         result["abstention_accuracy"] = _mean(float(r["judge"]) for r in records
                                               if r["abstention"] and r.get("judge") is not None)
     return result
+
+
+def _rules_scores(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Judge-free scores of the answers: token F1 and gold-token recall over answerable questions
+    (LoCoMo's normalisation, Porter stems), how often those were abstained on, and how often the
+    abstention questions (``_abs``) were. Records of an older run without the fields count in none."""
+    answerable = [r for r in records if not r["abstention"] and "f1" in r]
+    unanswerable = [r for r in records if r["abstention"] and "abstained" in r]
+    return {"F1": _mean(r["f1"] for r in answerable), "gold recall": _mean(r["gold_recall"] for r in answerable),
+            "false abstention": _mean(float(r["abstained"]) for r in answerable),
+            "abstention": _mean(float(r["abstained"]) for r in unanswerable)}
 
 
 # --- shared -----------------------------------------------------------------------------

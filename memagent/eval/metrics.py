@@ -87,6 +87,22 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def gold_recall(prediction: str, gold: str) -> float:
+    """Share of the gold answer's stemmed tokens that the prediction contains (each counted as often
+    as it occurs): the recall half of ``token_f1``, which does not punish an answer for quoting the
+    whole sentence the gold span came from.
+
+    >>> gold_recall("I moved to Lisbon in May, after the wedding", "Lisbon")
+    1.0
+    >>> gold_recall("No information available", "three")
+    0.0
+    """
+    predicted, expected = _stems(prediction), _stems(gold)
+    if not expected:
+        return 0.0
+    return sum((Counter(predicted) & Counter(expected)).values()) / len(expected)
+
+
 def multi_answer_f1(prediction: str, gold: str) -> float:
     """Category 1: mean over comma-separated gold parts of the best F1 of any predicted part."""
     predictions = [p.strip() for p in str(prediction).split(",")]

@@ -22,7 +22,7 @@ def markdown(summary: dict[str, Any]) -> str:
                      "F1 and BLEU-1 of the answers, R@k of the retrieved turns)\n")
     else:
         lines.append("LongMemEval per question type (session recall_any@k; abstention questions "
-                     "are not scored for retrieval)\n")
+                     "are not scored for retrieval; F1, gold recall and abstentions as below)\n")
     rows = summary["table"]
     columns = list(next(iter(rows.values())).keys()) if rows else []
     lines.append("| " + " | ".join(["group"] + columns) + " |")
@@ -34,6 +34,14 @@ def markdown(summary: dict[str, Any]) -> str:
         for name, row in summary["retrieval"].items():
             cells = [_cell(row[c]) for c in ("recall_any", "recall_all", "ndcg_any")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rules = summary.get("rules_scores")
+        if rules:
+            lines.append(f"\nanswers scored without a judge: token F1 {_cell(rules['F1'])}, gold recall "
+                         f"{_cell(rules['gold recall'])} (share of the gold answer's stemmed tokens the answer "
+                         f"holds) over the answerable questions, which were abstained on "
+                         f"{_cell(rules['false abstention'])} %; abstention questions abstained on "
+                         f"{_cell(rules['abstention'])} %. Preference golds are rubrics, not spans: read "
+                         "their F1 as a rough guide and prefer a judge")
         if summary.get("judge_model"):
             lines.append(f"\ntask-averaged accuracy {_cell(summary['task_averaged_accuracy'])}, overall "
                          f"{_cell(summary['overall_accuracy'])}, abstention {_cell(summary['abstention_accuracy'])}")

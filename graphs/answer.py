@@ -211,7 +211,8 @@ def build_answer_graph(deps: Deps, router: Router, search: Pregel, sentences: Te
                                                SUPERSEDE_WINDOW)
         # the relatives asked about count as words of the question: "Where did my sister live?" is not "Marta"
         asked = " ".join([question, *sorted(relatives)])
-        text, item = answering.extractive(asked, decision.route, ranked, decision.temporal, current=now_asked)
+        text, item = answering.extractive(asked, decision.route, ranked, decision.temporal, current=now_asked,
+                                          now=state["now"])
         return {"text": text, "abstained": False, "reason": "extractive", "llm_calls": 0,
                 "sources": [item.id] if item is not None else [], "support": support}
 

@@ -437,17 +437,22 @@ _CHOICE = re.compile(r"\b([a-z]+) or ([a-z]+)\s*\?*\s*$", re.I)
 
 
 def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evidence]],
-               temporal: bool, current: bool = False) -> tuple[str, Evidence | None]:
+               temporal: bool, current: bool = False, now: datetime | None = None) -> tuple[str, Evidence | None]:
     """The LLM-free answer from ranked evidence sentences, and the evidence it came from.
 
     A date question gets the resolved date of the best sentence; an abstraction
     question the new words of the few best sentences, comma-separated (it asks
     for several things); any other question the new words of the best sentence.
     A question about now (``current``) reads, of a sentence that tells a change,
-    only the part after it (``current_part``).
+    only the part after it (``current_part``). Which of two things came first, and how
+    long ago or apart things happened, are read from the dates of their tellings
+    (``order_answer``, ``elapsed_answer``; ``now`` is when the question is asked).
     """
     if not ranked:
         return NOT_IN_MEMORY, None
+    dated = order_answer(question, ranked) or elapsed_answer(question, ranked, now)
+    if dated:
+        return dated
     if temporal and asks_date(question):
         _, sentence, item = ranked[0]
         return date_answer(sentence, item), item
@@ -468,6 +473,92 @@ def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evide
     if _YES_NO.match(question.strip()):
         return ("Likely yes" if route is Route.GENERALIZATION else "Yes") + f"; {span}", item
     return span, item
+
+
+# --- time arithmetic: which came first, how long ago, how long between ------------------
+_UNITS = {"day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25}
+_UNIT = r"(?P<unit>days?|weeks?|months?|years?)"
+_ORDER = re.compile(r"\b(?P<dir>first|earlier|sooner|last|later|most recently)\s*,\s*(?P<a>[^,?]+?)\s+or\s+"
+                    r"(?P<b>[^,?]+?)\s*\?*\s*$", re.I)
+_AGO = re.compile(rf"^\s*how many {_UNIT} ago (?:did|was|were|have|had) (?P<a>[^?]+?)\s*\?*\s*$", re.I)
+_BETWEEN = re.compile(rf"^\s*how many {_UNIT} (?:had |have )?(?:passed |elapsed |went by )?between (?P<a>[^?]+?)"
+                      r" and (?P<b>(?:the day|when) [^?]+?|the [^?]+?)\s*\?*\s*$", re.I)
+_SINCE = re.compile(rf"^\s*how many {_UNIT} (?:had |have )?(?:passed |elapsed |gone by )?since (?P<a>[^?]+?)"
+                    r" when (?P<b>[^?]+?)\s*\?*\s*$", re.I)
+_BEFORE = re.compile(rf"^\s*how many {_UNIT} before (?P<b>[^?]+?) (?:did|was|were) (?P<a>[^?]+?)\s*\?*\s*$", re.I)
+_THE_DAY = re.compile(r"^(?:the (?:day|time|date) (?:when |that )?|when )", re.I)
+
+
+def event_time(sentence: str, item: Evidence) -> datetime | None:
+    """When what a sentence tells happened: the middle of the past time it names ("last Tuesday",
+    "about a month ago"), resolved against the evidence's own time, else that time."""
+    when = item.event_time
+    if when is None:
+        return None
+    for r in find_time_ranges(sentence, when):
+        if r.start <= when:
+            return r.start + (r.end - r.start) / 2
+    return when
+
+
+def _telling(event: str, ranked: Sequence[tuple[float, str, Evidence]]) -> tuple[str, Evidence] | None:
+    """The ranked sentence that tells ``event`` best: most of its words, then rank; None when
+    none shares a word with it."""
+    wanted = {_stem(w) for w in content_words(_THE_DAY.sub("", event.strip()))}
+    best, share = None, 0.0
+    for _, sentence, item in ranked:
+        got = len(wanted & {_stem(w) for w in content_words(sentence)}) / max(1, len(wanted))
+        if got > share:
+            best, share = (sentence, item), got
+    return best
+
+
+def order_answer(question: str, ranked: Sequence[tuple[float, str, Evidence]]) -> tuple[str, Evidence] | None:
+    """"Which did I join first, 'Page Turners' or 'Marketing Professionals'?": the option whose
+    telling is earliest (latest for "last"/"later"), or None when the two cannot be told apart.
+
+    Each option is dated by the sentence that tells it best (``event_time``)."""
+    m = _ORDER.search(question)
+    if not m:
+        return None
+    told = [(option, _telling(option, ranked)) for option in (m.group("a"), m.group("b"))]
+    dated = [(event_time(t[0], t[1]), option, t[1]) for option, t in told if t is not None]
+    if len(dated) != 2 or None in (dated[0][0], dated[1][0]) or told[0][1] == told[1][1] \
+            or dated[0][0] == dated[1][0]:
+        return None
+    latest = m.group("dir").lower() in ("last", "later", "most recently")
+    when, option, item = sorted(dated, key=lambda d: d[0] or datetime.min)[-1 if latest else 0]
+    return option.strip(" '\"‘’“”"), item
+
+
+def elapsed_answer(question: str, ranked: Sequence[tuple[float, str, Evidence]],
+                   now: datetime | None) -> tuple[str, Evidence] | None:
+    """"How many days ago did I ...?", "How many weeks passed between the day I ... and the day I ...?":
+    the time between the events' tellings (or between one and ``now``), in the unit asked."""
+    for pattern in (_AGO, _BETWEEN, _SINCE, _BEFORE):
+        m = pattern.match(question)
+        if m:
+            break
+    else:
+        return None
+    first = _telling(m.group("a"), ranked)
+    if first is None or (start := event_time(*first)) is None:
+        return None
+    if pattern is _AGO:
+        end, item = now, first[1]
+    else:
+        second = _telling(m.group("b"), ranked)
+        if second is None or second == first:
+            return None
+        end, item = event_time(*second), second[1]
+    if end is None:
+        return None
+    unit, days = m.group("unit").lower().rstrip("s"), abs((end.date() - start.date()).days)
+    if not days:  # told on the same day with no time of their own: not told apart
+        return None
+    count = round(days / _UNITS[unit])
+    text = f"{count} {unit}{'' if count == 1 else 's'}"
+    return (f"{text} ago" if pattern is _AGO else text), item
 
 
 def grounded_prompt(question: str, context: str, route: Route, now: datetime,

@@ -122,3 +122,43 @@ def test_memory_answers_a_question_about_a_shared_photo_from_its_caption(memory)
     memory.consolidate("ann")
     answer = memory.ask("ann", "What did Ann share a photo of?", at="2023-07-20")
     assert "clay bowl" in answer.text
+
+
+def _ranked(*told: tuple[str, datetime]) -> list[tuple[float, str, Evidence]]:
+    return [(1.0 - n / 10, text, said(text, when=when)) for n, (text, when) in enumerate(told)]
+
+
+def test_which_came_first_is_read_from_the_dates_of_the_tellings():
+    ranked = _ranked(("I joined the Marketing Professionals group on LinkedIn.",
+                      datetime(2023, 5, 20, tzinfo=timezone.utc)),
+                     ("Yesterday I joined a book club called Page Turners!", datetime(2023, 5, 2, tzinfo=timezone.utc)))
+    question = "Which group did I join first, 'Page Turners' or 'Marketing Professionals'?"
+    assert extractive(question, Route.EXTRACTION, ranked, temporal=True)[0] == "Page Turners"
+    later = "Which group did I join most recently, 'Page Turners' or 'Marketing Professionals'?"
+    assert extractive(later, Route.EXTRACTION, ranked, temporal=True)[0] == "Marketing Professionals"
+    same_day = _ranked(("I joined Page Turners and Marketing Professionals.", SAID))
+    assert extractive(question, Route.EXTRACTION, same_day, temporal=True)[0] != "Page Turners"  # not told apart
+    told_back = _ranked(("I met Mark at the gym yesterday.", SAID),
+                        ("A few months ago I met Tom at a charity event.", SAID))  # the telling's own time counts
+    assert extractive("Who did I meet first, Mark or Tom?", Route.EXTRACTION, told_back, temporal=True)[0] == "Tom"
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("How many days ago did I attend the Maundy Thursday service?", "5 days ago"),
+    ("How many days passed between the day I attended the Maundy Thursday service and the day I "
+     "planted tomatoes?", "14 days"),  # "last night" was 6 April
+    ("How many weeks had passed since I attended the Maundy Thursday service when I planted tomatoes?", "2 weeks"),
+    ("How many days before I planted tomatoes did I attend the Maundy Thursday service?", "14 days"),
+])
+def test_how_long_ago_or_apart_is_counted_in_the_unit_asked(question, expected):
+    ranked = _ranked(("I planted tomatoes in the garden today.", datetime(2023, 4, 20, 9, tzinfo=timezone.utc)),
+                     ("Last night I attended the Maundy Thursday service at church.",
+                      datetime(2023, 4, 7, 9, tzinfo=timezone.utc)))
+    now = datetime(2023, 4, 11, 12, tzinfo=timezone.utc)
+    assert extractive(question, Route.EXTRACTION, ranked, temporal=True, now=now)[0] == expected
+
+
+def test_two_events_told_the_same_day_with_no_time_of_their_own_get_no_count():
+    ranked = _ranked(("I bought running shoes.", SAID), ("One of my shoelaces broke.", SAID))
+    question = "How many days had passed since I bought running shoes when my shoelaces broke?"
+    assert "days" not in extractive(question, Route.EXTRACTION, ranked, temporal=True, now=SAID)[0]

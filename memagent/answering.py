@@ -479,13 +479,13 @@ def extractive(question: str, route: Route, ranked: list[tuple[float, str, Evide
 _UNITS = {"day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25}
 _UNIT = r"(?P<unit>days?|weeks?|months?|years?)"
 _ORDER = re.compile(r"\b(?P<dir>first|earlier|sooner|last|later|most recently)\s*,\s*(?P<a>[^,?]+?)\s+or\s+"
-                    r"(?P<b>[^,?]+?)\s*\?*\s*$", re.I)
-_AGO = re.compile(rf"^\s*how many {_UNIT} ago (?:did|was|were|have|had) (?P<a>[^?]+?)\s*\?*\s*$", re.I)
+                    r"(?P<b>[^,?]+?)\s*(?:\?.*)?$", re.I)
+_AGO = re.compile(rf"^\s*how many {_UNIT} ago (?:did|was|were|have|had) (?P<a>[^?]+?)\s*(?:\?.*)?$", re.I)
 _BETWEEN = re.compile(rf"^\s*how many {_UNIT} (?:had |have )?(?:passed |elapsed |went by )?between (?P<a>[^?]+?)"
-                      r" and (?P<b>(?:the day|when) [^?]+?|the [^?]+?)\s*\?*\s*$", re.I)
+                      r" and (?P<b>(?:the day|when) [^?]+?|the [^?]+?)\s*(?:\?.*)?$", re.I)
 _SINCE = re.compile(rf"^\s*how many {_UNIT} (?:had |have )?(?:passed |elapsed |gone by )?since (?P<a>[^?]+?)"
-                    r" when (?P<b>[^?]+?)\s*\?*\s*$", re.I)
-_BEFORE = re.compile(rf"^\s*how many {_UNIT} before (?P<b>[^?]+?) (?:did|was|were) (?P<a>[^?]+?)\s*\?*\s*$", re.I)
+                    r" when (?P<b>[^?]+?)\s*(?:\?.*)?$", re.I)
+_BEFORE = re.compile(rf"^\s*how many {_UNIT} before (?P<b>[^?]+?) (?:did|was|were) (?P<a>[^?]+?)\s*(?:\?.*)?$", re.I)
 _THE_DAY = re.compile(r"^(?:the (?:day|time|date) (?:when |that )?|when )", re.I)
 
 

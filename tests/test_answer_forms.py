@@ -141,6 +141,9 @@ def test_which_came_first_is_read_from_the_dates_of_the_tellings():
     told_back = _ranked(("I met Mark at the gym yesterday.", SAID),
                         ("A few months ago I met Tom at a charity event.", SAID))  # the telling's own time counts
     assert extractive("Who did I meet first, Mark or Tom?", Route.EXTRACTION, told_back, temporal=True)[0] == "Tom"
+    # the answer graph appends the names of relatives asked about after the question
+    asked = "Who did I meet first, Mark or Tom? Marta"
+    assert extractive(asked, Route.EXTRACTION, told_back, temporal=True)[0] == "Tom"
 
 
 @pytest.mark.parametrize("question, expected", [

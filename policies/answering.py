@@ -203,6 +203,10 @@ _FOR_ME = re.compile(r"\b(?:I|me|my|we|us|our|you)\b|^\s*(?:please\s+)?(?:sugges
 _RECALLED = re.compile(r"\b(?:recommended|suggested|advised|remind me|told me|you said)\b", re.I)
 _OF_KIN = re.compile(r"(?:'s|’s|\bmy|\bour)\s+(?:(?:little|older|younger|big|baby|twin|best)\s+)?"
                      rf"(?:{_KIN_ALTERNATION})\b", re.I)
+# A diet is one at a time: of the statements naming one, the latest stands ("I'm vegetarian" ->
+# "I've gone fully vegan"; "I eat pescatarian" -> "I started eating meat again").
+_DIET = re.compile(r"\b(?:vegetarian|vegan|pescatarian|plant-based|keto|paleo|omnivor\w*|meat-eater|"
+                   r"(?:eat|eats|eating|ate) (?:meat|fish|animal products))\b", re.I)
 ADVICE_CONSTRAINTS = 6  # at most this many statements answer an advice question
 
 
@@ -234,12 +238,17 @@ def advice_constraints(valid: Sequence[Statement], retrieved: Sequence[str], spe
     ...          s("c", "I live in Lisbon", Category.LOCATION, "home"), s("d", "I love jazz", Category.PREFERENCE)]
     >>> [x.text for x in advice_constraints(valid, ["d"], {"Sam"})]
     ['I live in Lisbon', "I'm vegan", 'I love jazz']
+    >>> later = Statement("e", "u", "Sam", "I eat meat again", Category.HEALTH, 0.9, (), datetime(2024, 5, 1))
+    >>> [x.text for x in advice_constraints(valid + [later], [], {"Sam"})]  # one diet at a time: the latest
+    ['I live in Lisbon', 'I eat meat again']
     """
     lowered = {p.lower() for p in speakers} | {"the user"}  # the subject a "user" role's statements get
     mine = [s for s in valid if s.subject.lower() in lowered and s.category is not Category.SUMMARY
             and not _OF_KIN.search(s.text)]  # "The user's sister Ana is vegan" binds Ana
     home = [s for s in mine if s.slot == "home"]
-    limits = [s for s in mine if s.slot != "home" and _CONSTRAINT.search(s.text)]
+    diets = [s for s in mine if s.slot != "home" and _DIET.search(s.text)]
+    diet = max(diets, key=lambda s: s.valid_from) if diets else None
+    limits = [s for s in mine if s.slot != "home" and (s is diet or (_CONSTRAINT.search(s.text) and s not in diets))]
     by_id = {s.id: s for s in mine if s.category in (Category.PREFERENCE, Category.DISLIKE)}
     liked = [by_id[i] for i in retrieved if i in by_id]
     return list(dict.fromkeys(home + limits + liked))[:ADVICE_CONSTRAINTS]

@@ -521,13 +521,14 @@ def order_answer(question: str, ranked: Sequence[tuple[float, str, Evidence]]) -
     m = _ORDER.search(question)
     if not m:
         return None
-    told = [(option, _telling(option, ranked)) for option in (m.group("a"), m.group("b"))]
-    dated = [(event_time(t[0], t[1]), option, t[1]) for option, t in told if t is not None]
-    if len(dated) != 2 or None in (dated[0][0], dated[1][0]) or told[0][1] == told[1][1] \
-            or dated[0][0] == dated[1][0]:
+    a, b = _telling(m.group("a"), ranked), _telling(m.group("b"), ranked)
+    if a is None or b is None or a == b:
+        return None
+    when_a, when_b = event_time(*a), event_time(*b)
+    if when_a is None or when_b is None or when_a == when_b:
         return None
     latest = m.group("dir").lower() in ("last", "later", "most recently")
-    when, option, item = sorted(dated, key=lambda d: d[0] or datetime.min)[-1 if latest else 0]
+    option, (_, item) = (m.group("a"), a) if (when_a < when_b) != latest else (m.group("b"), b)
     return option.strip(" '\"‘’“”"), item
 
 

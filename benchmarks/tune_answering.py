@@ -75,10 +75,8 @@ def questions(locomo_path: str, lme_path: str, memory: Memory) -> list[dict[str,
 def score(q: dict[str, Any], memory: Memory) -> dict[str, float]:
     answer = memory.ask(q["user"], q["question"], at=q["at"])
     if q["dataset"] == "locomo":
-        gold = q["gold"] if q["gold"] is not None else ""
-        return {"score": locomo_qa_score(answer.text, gold, q["category"]),
-                "f1": locomo_qa_score(answer.text, gold, q["category"]) if q["category"] != 5 else -1.0,
-                "abstained": float(answer.abstained)}
+        qa = locomo_qa_score(answer.text, q["gold"] if q["gold"] is not None else "", q["category"])
+        return {"score": qa, "f1": qa if q["category"] != 5 else -1.0, "abstained": float(answer.abstained)}
     if q["abstention"]:
         return {"score": float(answer.abstained), "f1": -1.0, "abstained": float(answer.abstained)}
     f1 = token_f1(answer.text, str(q["gold"]))

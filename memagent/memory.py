@@ -197,6 +197,16 @@ class Memory:
                 self._graphs[key] = build()
             return self._graphs[key]
 
+    def _router(self) -> Router:
+        router: Router = self._graph("router", lambda: Router(self.embedder, self.llm))
+        return router
+
+    def warm(self) -> None:
+        """Load the embedder and embed the routing prototypes now rather than in the first
+        question (a server's workers call this as they start, before taking requests)."""
+        self.embedder.embed(["memagent"])
+        self._router().prototype_vectors()
+
     def _ingest(self, state: dict[str, Any]) -> list[str]:
         from memagent.graphs.ingest import build_ingest_graph
 
@@ -517,7 +527,7 @@ class Memory:
         from memagent.graphs.answer import build_answer_graph
 
         graph = self._graph("answer", lambda: build_answer_graph(
-            self.deps, Router(self.embedder, self.llm), self._search_graph(), self.sentences))
+            self.deps, self._router(), self._search_graph(), self.sentences))
         state: dict[str, Any] = {"user_id": user_id, "question": _text(question, "question"),
                                  "now": _when(at, self.clock)}
         if route is not None:

@@ -346,6 +346,7 @@ EMBEDDED_ONLY = {
     "similarity": "a property of the embedder in this process, not of stored memory",
     "describe": "formats a Relation the caller already holds; not served over HTTP (yet)",
     "speakers": "not served over HTTP (yet)",
+    "warm": "loads the model into this process; a server's workers warm themselves as they start",
 }
 CLIENT_ONLY = {"health": "the server's health; an embedded Memory has no server"}
 

@@ -321,3 +321,24 @@ def test_async_wrappers(memory):
         return await memory.asearch("alice", "dog name")
 
     assert asyncio.run(go())[0].episode.user_id == "alice"
+
+
+def test_warm_embeds_the_routing_prototypes_so_the_first_question_does_not(tmp_path, embedder, monkeypatch):
+    texts: list[str] = []
+    real = embedder.embed
+
+    def counting(batch):
+        texts.extend(batch)
+        return real(batch)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+    with Memory(tmp_path / "cold", embedder=embedder) as cold:
+        cold.ask("u", "Where do I live?")
+        first = len(texts)
+    texts.clear()
+    with Memory(tmp_path / "warm", embedder=embedder) as warm:
+        warm.warm()
+        warmed = len(texts)
+        texts.clear()
+        warm.ask("u", "Where do I live?")
+    assert warmed > 10 and len(texts) < first - 10  # the prototypes moved from the question to warm()

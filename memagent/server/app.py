@@ -92,6 +92,7 @@ def create_app(memory: Memory | Callable[[], Memory], keys: KeyRing | None = Non
         else:
             log.info("memagent server: %d keys of %d tenants", len(keys), len(keys.tenants))
         live: Memory = app.state.memory
+        await anyio.to_thread.run_sync(live.warm)  # the model and the routing prototypes, before the first request
         if schedule:
             live.start(schedule if isinstance(schedule, ScheduleSettings) else None)
         try:

@@ -727,20 +727,33 @@ def drop_superseded(ranked: list[tuple[float, str, Evidence]], vectors: Any, thr
                     top: int = 10) -> list[tuple[float, str, Evidence]]:
     """``ranked`` without the sentences, among its ``top`` best, that a later sentence of the same
     speaker among them updates: one that tells a change ("now", "switched to", "sold",
-    "no longer"...), shares a content word with it ("I sold the Panda") and resembles it at
+    "no longer"...), shares a content word with it ("I sold the Panda") or says what
+    replaced it ("I upgraded to a Pixel 8" after "I have an iPhone 12"), and resembles it at
     least ``threshold`` (cosine of ``vectors``, one row per sentence of ``ranked[:top]``).
-    About now, the later one answers.
+    About now, the later one answers; one that says what replaced the old ("switched to",
+    "upgraded to") takes its place, ranking at least as high ("What am I studying?": "I
+    dropped law and switched to medicine" where "I'm studying law" stood, above a sentence
+    about evening classes).
 
     A sentence is only dropped for one of a later time; a memory without a time keeps its sentences.
     """
     head = ranked[:top]
     words = [{_stem(w) for w in content_words(sentence)} for _, sentence, _ in head]
-    dropped = set()
+    dropped: dict[int, int] = {}  # the dropped sentence -> the one that updates it
     for i, (_, _, item) in enumerate(head):
         for j, (_, sentence, later) in enumerate(head):
             if (j != i and item.event_time and later.event_time and later.event_time > item.event_time
-                    and _CHANGE.search(sentence) and words[i] & words[j]  # it names what it updates
+                    and _CHANGE.search(sentence)  # it names what it updates, or says what replaced it
+                    and (words[i] & words[j] or _CHANGED_TO.search(sentence))
                     and later.role.lower() == item.role.lower() and float(vectors[i] @ vectors[j]) >= threshold):
-                dropped.add(i)
+                dropped[i] = j
                 break
-    return [r for n, r in enumerate(head) if n not in dropped] + ranked[top:]
+    scores = [score for score, _, _ in head]
+    for i in sorted(dropped, reverse=True):  # the lowest first: a chain of updates passes the best place on
+        j = dropped[i]
+        while j in dropped:  # an update that was itself updated hands its place on
+            j = dropped[j]
+        if _CHANGED_TO.search(head[j][1]):  # it says what replaced it ("switched to medicine")
+            scores[j] = max(scores[j], scores[i])
+    kept = [(scores[n], sentence, item) for n, (_, sentence, item) in enumerate(head) if n not in dropped]
+    return sorted(kept, key=lambda r: -r[0]) + ranked[top:]

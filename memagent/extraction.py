@@ -134,7 +134,13 @@ def is_small_talk(sentence: str) -> bool:
     if not _FIRST_PERSON.search(stripped) and re.search(r"\b(?:you|your|you're|you've)\b", stripped, re.I):
         return True  # about the other person only
     content = [w for w in words if w not in _FILLER and len(w) > 2 and not _FIRST_PERSON.fullmatch(w.split("'")[0])]
-    return len(content) < 2 and not _states_a_fact(stripped)
+    return len(content) < 2 and not _states_a_fact(stripped) and not _NAMES_A_THING.search(_VOCATIVE.sub("", stripped))
+
+
+# A short statement of one's own that names something: "I have an iPhone 12.", "We adopted
+# Pepper." (not a name said to the listener: "I totally agree, Maria!").
+_NAMES_A_THING = re.compile(r"^(?:I|We|My|Our)['’\s].*?\s(?!I\b|I['’]|OK\b)[\w'’-]*(?:[A-Z]|\d)[\w'’-]*")
+_VOCATIVE = re.compile(r",\s*[A-Z][\w'’-]*[\s!.?]*$")
 
 
 def _states_a_fact(sentence: str) -> bool:
@@ -527,10 +533,13 @@ def read_triples(sentence: str, name: str, slot: tuple[str, str] | None = None) 
     return tuple(found) + _mentions(sentence, name, {t.object for t in found})
 
 
+_MENTION = re.compile(rf"(?<![\w'’-])(?:[a-z](?=[A-Z]))?{_PROPER}")
+
+
 def _mentions(sentence: str, name: str, known: set[str]) -> tuple[Triple, ...]:
-    """Other proper nouns; a capital that only opens a sentence is not one."""
+    """Other proper nouns ("iPhone" whole, not "Phone"); a capital that only opens a sentence is not one."""
     out: list[Triple] = []
-    for m in re.finditer(_PROPER, sentence):
+    for m in _MENTION.finditer(sentence):
         phrase = re.sub(r"['’]s$", "", m.group(0).strip(" .,'’-"))
         words = phrase.split()
         opens = m.start() == 0 or re.search(r"[.!?:;\"“(-]\s*$", sentence[:m.start()])

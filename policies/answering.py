@@ -243,8 +243,10 @@ def advice_constraints(valid: Sequence[Statement], retrieved: Sequence[str], spe
     ['I live in Lisbon', 'I eat meat again']
     """
     lowered = {p.lower() for p in speakers} | {"the user"}  # the subject a "user" role's statements get
+    # "The user's sister Ana is vegan" binds Ana; a slot is the speaker's own ("We moved to
+    # Córdoba for my wife's job" is where the user lives)
     mine = [s for s in valid if s.subject.lower() in lowered and s.category is not Category.SUMMARY
-            and not _OF_KIN.search(s.text)]  # "The user's sister Ana is vegan" binds Ana
+            and (s.slot is not None or not _OF_KIN.search(s.text))]
     home = [s for s in mine if s.slot == "home"]
     diets = [s for s in mine if s.slot != "home" and _DIET.search(s.text)]
     diet = max(diets, key=lambda s: s.valid_from) if diets else None

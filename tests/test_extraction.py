@@ -100,6 +100,8 @@ def test_sentences_split_without_breaking_abbreviations():
     assert split_sentences("I saw Dr. Lee today. It went well!\nBye") == \
         ["I saw Dr. Lee today.", "It went well!", "Bye"]
     assert is_small_talk("Thanks so much!") and not is_small_talk("I adopted a puppy.")
+    # a short statement that names a thing is kept; a name said to the listener is not one
+    assert not is_small_talk("I have an iPhone 12.") and is_small_talk("I totally agree, Maria!")
 
 
 @pytest.mark.parametrize(("text", "category"), [

@@ -104,6 +104,33 @@ def test_a_superseded_home_stays_evidence_for_other_questions(memory):
     assert lisbon in memory.ask("u", "Where did I learn to surf?", at="2024-01-10").episode_ids
 
 
+def test_an_update_answers_in_the_place_of_what_it_updates(memory):
+    # "medicine" is nowhere near "studying" in meaning; the sentence it replaces is
+    add(memory, "u", "s1", "2023-02-20", "I'm studying for a law degree at King's College.")
+    add(memory, "u", "s2", "2023-04-01", "I swapped my morning runs for evening yoga classes.")
+    add(memory, "u", "s3", "2023-10-01", "I dropped law and switched to medicine.")
+    memory.consolidate("u")
+    assert "medicine" in memory.ask("u", "What am I studying?", at="2024-01-10").text
+    assert "law" in memory.ask("u", "What was I studying?", at="2023-06-01").text
+
+
+def test_a_short_statement_naming_a_thing_is_evidence_and_its_replacement_answers_now(memory):
+    add(memory, "u", "s1", "2023-03-12", "I have an iPhone 12.")
+    add(memory, "u", "s2", "2023-10-21", "I upgraded to a Pixel 8.")
+    memory.consolidate("u")
+    assert "iPhone" in memory.ask("u", "What phone did I have?", at="2023-08-01").text
+    assert "Pixel" in memory.ask("u", "What phone do I have?", at="2024-01-10").text
+
+
+def test_advice_keeps_a_move_that_mentions_a_relative(memory):
+    add(memory, "u", "s1", "2023-05-02", "I live in Rosario with my family.")
+    add(memory, "u", "s2", "2024-02-10", "We moved to Córdoba for my wife's job.")
+    memory.consolidate("u")
+    answer = memory.ask("u", "Recommend a restaurant for a family dinner.", at="2024-08-01")
+    assert answer.reason == "profile constraints"
+    assert "Córdoba" in answer.text and "Rosario" not in answer.text
+
+
 def test_bad_feedback_with_a_correction_changes_the_next_answer(memory):
     add(memory, "u", "s1", "2023-03-01", "I live in Lisbon.", "My favourite dish is bacalhau.")
     memory.consolidate("u")

@@ -535,6 +535,7 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     try:
         import uvicorn
 
+        from memagent.runtime import share_cores
         from memagent.server import app as server
         from memagent.server.keys import ENV_KEYS
     except ImportError as exc:
@@ -553,6 +554,8 @@ def _serve_http(args: argparse.Namespace, settings: Any) -> int:
     if config:
         config_of(args)  # a bad file fails here, before the workers start
         config = os.path.abspath(config) if os.path.exists(config) else config
+    if args.workers > 1:
+        share_cores(args.workers)  # torch's threads: each worker its share of the cores
     os.environ.update({server.ENV_DATA_DIR: data_dir, server.ENV_HOST: args.host, server.ENV_CONFIG: config,
                        server.ENV_LLM: llm_of(args) or "",
                        server.ENV_KEYS_FILE: os.path.abspath(args.keys) if args.keys else "",

@@ -38,3 +38,24 @@ def release_freed_memory() -> bool:
         return False
     return all(mallopt(option, value) == 1 for option, value in
                ((_M_ARENA_MAX, arenas), (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, trim)))
+
+
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def share_cores(workers: int) -> int:
+    """Give each of ``workers`` server processes its share of the cores for torch's math
+    threads (through the environment, which the workers inherit), unless the operator set
+    them; the threads each worker gets.
+
+    Without it each worker starts one thread per core: four workers on two cores run
+    eight threads that wait on each other in every batch of sentence embeddings
+    (``benchmarks/service_load.py``).
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    for name in THREAD_SETTINGS:
+        os.environ.setdefault(name, str(threads))
+    try:
+        return int(os.environ[THREAD_SETTINGS[0]])
+    except ValueError:
+        return threads

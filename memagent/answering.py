@@ -723,11 +723,15 @@ def current_part(sentence: str) -> str:
     return sentence
 
 
+_DIGITS = re.compile(r"\b\d+(?:[.,]\d+)?\b")
+
+
 def drop_superseded(ranked: list[tuple[float, str, Evidence]], vectors: Any, threshold: float,
                     top: int = 10) -> list[tuple[float, str, Evidence]]:
     """``ranked`` without the sentences, among its ``top`` best, that a later sentence of the same
     speaker among them updates: one that tells a change ("now", "switched to", "sold",
-    "no longer"...), shares a content word with it ("I sold the Panda") or says what
+    "no longer"...) or another number than it ("I've spotted 27 species" -> "I'm up to
+    32 species"), shares a content word with it ("I sold the Panda") or says what
     replaced it ("I upgraded to a Pixel 8" after "I have an iPhone 12"), and resembles it at
     least ``threshold`` (cosine of ``vectors``, one row per sentence of ``ranked[:top]``).
     About now, the later one answers; one that says what replaced the old ("switched to",
@@ -739,11 +743,12 @@ def drop_superseded(ranked: list[tuple[float, str, Evidence]], vectors: Any, thr
     """
     head = ranked[:top]
     words = [{_stem(w) for w in content_words(sentence)} for _, sentence, _ in head]
+    counts = [set(_DIGITS.findall(sentence)) for _, sentence, _ in head]
     dropped: dict[int, int] = {}  # the dropped sentence -> the one that updates it
     for i, (_, _, item) in enumerate(head):
         for j, (_, sentence, later) in enumerate(head):
             if (j != i and item.event_time and later.event_time and later.event_time > item.event_time
-                    and _CHANGE.search(sentence)  # it names what it updates, or says what replaced it
+                    and (_CHANGE.search(sentence) or bool(counts[i] and counts[j] - counts[i]))  # 27 -> 32
                     and (words[i] & words[j] or _CHANGED_TO.search(sentence))
                     and later.role.lower() == item.role.lower() and float(vectors[i] @ vectors[j]) >= threshold):
                 dropped[i] = j

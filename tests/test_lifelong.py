@@ -122,6 +122,14 @@ def test_a_short_statement_naming_a_thing_is_evidence_and_its_replacement_answer
     assert "Pixel" in memory.ask("u", "What phone do I have?", at="2024-01-10").text
 
 
+def test_a_later_count_of_the_same_thing_updates_the_earlier_one(memory):
+    add(memory, "u", "s1", "2023-04-02", "I've spotted 27 bird species on my walks so far this year.")
+    add(memory, "u", "s2", "2023-08-20", "Great news, I've spotted 32 bird species on my walks this year.")
+    memory.consolidate("u")
+    assert "32" in memory.ask("u", "How many bird species have I spotted?", at="2023-09-01").text
+    assert "27" in memory.ask("u", "How many bird species had I spotted?", at="2023-05-01").text
+
+
 def test_advice_keeps_a_move_that_mentions_a_relative(memory):
     add(memory, "u", "s1", "2023-05-02", "I live in Rosario with my family.")
     add(memory, "u", "s2", "2024-02-10", "We moved to Córdoba for my wife's job.")

@@ -184,7 +184,7 @@ def test_every_public_method_has_an_async_twin_that_gives_the_same_result(filled
     memory = filled
     public = {name for name, value in inspect.getmembers(Memory, inspect.isfunction)
               if not name.startswith("_") and not name.startswith("a") or name in ("ask", "add")}
-    local = {"start", "stop", "refresh", "optimize", "speakers", "similarity", "describe", "pending_since",
+    local = {"start", "stop", "warm", "refresh", "optimize", "speakers", "similarity", "describe", "pending_since",
              "search_facts"}
     for name in public - local:
         twin = getattr(Memory, "a" + name, None)

@@ -203,8 +203,8 @@ class Memory:
 
     def warm(self) -> None:
         """Load the embedder and embed the routing prototypes now rather than in the first
-        question (a server's workers call this as they start, before taking requests)."""
-        self.embedder.embed(["memagent"])
+        question (a server's workers call this as they start, before taking requests);
+        embedding the prototypes is what loads the model."""
         self._router().prototype_vectors()
 
     def _ingest(self, state: dict[str, Any]) -> list[str]:
